@@ -1,0 +1,9 @@
+"""Infinite-width kernels of network specs: NNGP, NTK and activation duals."""
+
+from ._analytic import analytic as analytic
+from ._arccos import arccos_j as arccos_j
+from ._dual import dual as dual
+from ._hermite import hermite_coefficients as hermite_coefficients, hermite_dual as hermite_dual
+from ._kernel import Kernel as Kernel
+
+__all__ = ["Kernel", "analytic", "arccos_j", "dual", "hermite_coefficients", "hermite_dual"]

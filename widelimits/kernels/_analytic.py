@@ -1,0 +1,242 @@
+"""Infinite-width NNGP and NTK of a network spec (Neal 1996; Lee et al. 2018; Jacot et al. 2018).
+
+The interpreter walks the spec tree with a ``_State`` holding, for every pair of inputs, the
+pre-activation covariance q12 (n1, n2), its diagonals q11 (n1, 1) and q22 (1, n2), and the NTK
+t12. Each layer type has one rule in ``RULES`` (formulas: ../shared/theory/kernels.md).
+The same rules run on the diagonal (shapes (n,)) to give the variances.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .. import nets
+from ._arccos import safe_sqrt
+from ._dual import dual
+from ._kernel import Kernel
+
+__all__ = ["analytic", "RULES"]
+
+
+@dataclasses.dataclass(frozen=True)
+class _State:
+    q11: jax.Array
+    q12: jax.Array
+    q22: jax.Array
+    t12: jax.Array
+    gaussian: bool  # a centred Gaussian process at infinite width (output of a fresh Dense)
+    features: int  # feature count of the finite network here (standard-NTK fan-in)
+
+    def replace(self, **kw):
+        return dataclasses.replace(self, **kw)
+
+    def map(self, fn):
+        return self.replace(q11=fn(self.q11), q12=fn(self.q12), q22=fn(self.q22))
+
+
+def _where(path, layer):
+    return f"{path} ({layer!r})" if path else repr(layer)
+
+
+def _dense(layer, s, path):
+    w2 = layer.w_std**2
+    b2 = 0.0 if layer.b_std is None else layer.b_std**2
+    out = s.map(lambda q: w2 * q + b2)
+    if layer.parameterization == "ntk":
+        t12 = w2 * s.t12 + out.q12
+    else:  # Sohl-Dickstein et al. 2020: trained W ~ N(0, w^2/n_in) contributes n_in * K_in.
+        t12 = s.features * s.q12 + w2 * s.t12 + (0.0 if layer.b_std is None else 1.0)
+    return out.replace(t12=t12, gaussian=True, features=layer.width)
+
+
+def _require_gaussian(layer, s, path, what):
+    if not s.gaussian:
+        raise ValueError(
+            f"kernels.analytic: {what} {_where(path, layer)} receives an input that is not a "
+            "centred Gaussian process at infinite width (it must follow a Dense layer, possibly "
+            "through LayerNorm, residual or parallel sums of Dense outputs); got the raw "
+            "network input or an activation's output. Put a nets.Dense before it.")
+
+
+def _activation(layer, s, path):
+    _require_gaussian(layer, s, path, "activation")
+    phi = dual(layer)
+    v, dv = phi(s.q11, s.q12, s.q22)
+    return s.replace(q11=phi(s.q11, s.q11, s.q11)[0], q12=v, q22=phi(s.q22, s.q22, s.q22)[0],
+                     t12=dv * s.t12, gaussian=False)
+
+
+def _layer_norm(layer, s, path):
+    _require_gaussian(layer, s, path, "LayerNorm")
+    norm = safe_sqrt(s.q11 * s.q22)
+    inv = jnp.where(norm > 0, 1 / jnp.where(norm > 0, norm, 1), 0)
+    ones = lambda q: jnp.where(q > 0, 1.0, 0.0).astype(q.dtype)
+    return s.replace(q11=ones(s.q11), q12=s.q12 * inv, q22=ones(s.q22), t12=s.t12 * inv)
+
+
+def _serial(layer, s, path):
+    for i, sub in enumerate(layer.layers):
+        s = _propagate(sub, s, f"{path}serial[{i}]." if path else f"serial[{i}].")
+    return s
+
+
+def _sum_branches(states, inp, path, owner):
+    non_gaussian = [i for i, b in enumerate(states) if not b.gaussian]
+    if len(non_gaussian) > 1:
+        raise ValueError(
+            f"kernels.analytic: {owner} at {path or 'the top level'} sums branches "
+            f"{non_gaussian} whose outputs are not fresh Gaussian processes; their "
+            "cross-covariance is not determined by the kernel. At most one branch may be "
+            "the identity or end in an activation; the others must end in a Dense layer.")
+    features = {b.features for b in states}
+    if len(features) != 1:
+        raise ValueError(f"kernels.analytic: {owner} at {path or 'the top level'} sums "
+                         f"branches with different feature counts {sorted(features)}.")
+    total = states[0]
+    for b in states[1:]:
+        total = total.replace(q11=total.q11 + b.q11, q12=total.q12 + b.q12,
+                              q22=total.q22 + b.q22, t12=total.t12 + b.t12)
+    return total.replace(gaussian=not non_gaussian)
+
+
+def _residual(layer, s, path):
+    block = _propagate(layer.block, s, f"{path}residual.")
+    if not block.gaussian:
+        raise ValueError(f"kernels.analytic: the block of {_where(path, layer)} must end in a "
+                         "Dense layer (its output must be a fresh Gaussian process independent "
+                         "of the skip connection); it ends in an activation or is the identity.")
+    scale2 = layer.scale**2
+    block = block.map(lambda q: scale2 * q).replace(t12=scale2 * block.t12)
+    return _sum_branches([s, block], s, path, "residual")
+
+
+def _parallel(layer, s, path):
+    states = [_propagate(b, s, f"{path}parallel[{i}].") for i, b in enumerate(layer.branches)]
+    return _sum_branches(states, s, path, "parallel")
+
+
+RULES = {
+    nets.Dense: _dense,
+    nets.LayerNorm: _layer_norm,
+    nets.Serial: _serial,
+    nets.Residual: _residual,
+    nets.Parallel: _parallel,
+}
+
+
+def _propagate(layer, s, path=""):
+    if isinstance(layer, nets.Activation):
+        return _activation(layer, s, path)
+    rule = RULES.get(type(layer))
+    if rule is None:
+        raise TypeError(f"kernels.analytic: no infinite-width rule for layer "
+                        f"{type(layer).__name__} at {path or 'the top level'}; supported: "
+                        f"{sorted(t.__name__ for t in RULES)} and activations "
+                        "(see kernels.dual).")
+    return rule(layer, s, path)
+
+
+def _kernel_pair(net, x1, x2):
+    """NNGP/NTK of all pairs (x1[i], x2[j]) -> ((n1, n2), (n1, n2))."""
+    d = x1.shape[-1]
+    sq1 = jnp.sum(x1 * x1, axis=-1) / d
+    sq2 = jnp.sum(x2 * x2, axis=-1) / d
+    q12 = x1 @ x2.T / d
+    s = _State(sq1[:, None], q12, sq2[None, :], jnp.zeros_like(q12), False, d)
+    s = _propagate(net, s)
+    return s.q12, s.t12
+
+
+def _kernel_diag(net, x):
+    """NNGP/NTK of the pairs (x[i], x[i]) -> ((n,), (n,))."""
+    d = x.shape[-1]
+    q = jnp.sum(x * x, axis=-1) / d
+    s = _propagate(net, _State(q, q, q, jnp.zeros_like(q), False, d))
+    return s.q12, s.t12
+
+
+def _tiles(x, b):
+    n = x.shape[0]
+    nb = -(-n // b)
+    pad = jnp.broadcast_to(x[:1], (nb * b - n, x.shape[1]))
+    return jnp.concatenate([x, pad]).reshape(nb, b, x.shape[1])
+
+
+def _tiled_pair(net, x1, x2, b):
+    t1, t2 = _tiles(x1, b), _tiles(x2, b)
+    row = lambda xa: jax.lax.map(lambda xb: _kernel_pair(net, xa, xb), t2)
+    nngp, ntk = jax.lax.map(row, t1)  # (nb1, nb2, b, b)
+    merge = lambda k: k.transpose(0, 2, 1, 3).reshape(t1.shape[0] * b, t2.shape[0] * b)
+    return merge(nngp)[: x1.shape[0], : x2.shape[0]], merge(ntk)[: x1.shape[0], : x2.shape[0]]
+
+
+@functools.partial(jax.jit, static_argnames=("batch_size",))
+def _analytic(net, x1, x2, batch_size):
+    same = x2 is None
+    x2 = x1 if same else x2
+    var1, _ = _kernel_diag(net, x1)
+    var2 = var1 if same else _kernel_diag(net, x2)[0]
+    if batch_size is None or batch_size >= max(x1.shape[0], x2.shape[0]):
+        nngp, ntk = _kernel_pair(net, x1, x2)
+    else:
+        nngp, ntk = _tiled_pair(net, x1, x2, batch_size)
+    if same:  # exact symmetry despite round-off in x1 @ x1.T
+        nngp, ntk = (nngp + nngp.T) / 2, (ntk + ntk.T) / 2
+    return Kernel(nngp=nngp, ntk=ntk, var1=var1, var2=var2)
+
+
+def _check_inputs(name, x, d=None):
+    if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+        x = np.asarray(x)
+    if x.ndim != 2:
+        raise ValueError(f"kernels.analytic: {name} must have shape (n, d) (batch first), got "
+                         f"shape {tuple(x.shape)}.")
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        raise TypeError(f"kernels.analytic: {name} must be a floating-point array, got dtype "
+                        f"{x.dtype}.")
+    if d is not None and x.shape[1] != d:
+        raise ValueError(f"kernels.analytic: x1 and x2 must have the same number of features; "
+                         f"x1 has {d}, {name} has shape {tuple(x.shape)}.")
+    if not isinstance(x, jax.core.Tracer) and not bool(np.all(np.isfinite(np.asarray(x)))):
+        bad = int(np.sum(~np.isfinite(np.asarray(x))))
+        raise ValueError(f"kernels.analytic: {name} contains {bad} non-finite value(s) "
+                         "(NaN or inf); the kernel would be NaN.")
+    return x
+
+
+def analytic(net, x1, x2=None, *, batch_size: int | None = None) -> Kernel:
+    """Infinite-width NNGP and NTK of ``net`` on inputs ``x1`` (n1, d) and ``x2`` (n2, d).
+
+    Implements the layer recursions of Lee et al. 2018 (NNGP) and Jacot et al. 2018 (NTK), with
+    the standard-parameterization NTK of Sohl-Dickstein et al. 2020, and closed-form or
+    Hermite-expanded activation duals (``kernels.dual``). ``x2=None`` means ``x2 = x1`` (the
+    result is then exactly symmetric). ``batch_size`` computes the (n1, n2) kernels in tiles of
+    ``batch_size x batch_size`` to bound memory. Works under ``jit``/``vmap``/``grad`` (the spec's
+    ``w_std``/``b_std`` and activation parameters are differentiable leaves) in float32 and
+    float64; the dtype follows the inputs.
+
+    Returns:
+      ``Kernel`` with ``nngp``, ``ntk`` (n1, n2) and the NNGP variances ``var1`` (n1,),
+      ``var2`` (n2,). The kernel of a k-output network is ``nngp ⊗ I_k`` (same for the NTK).
+    """
+    if not isinstance(net, nets.Layer):
+        raise TypeError(f"kernels.analytic: net must be a widelimits network spec (e.g. "
+                        f"nets.serial(...)), got {type(net).__name__}.")
+    x1 = _check_inputs("x1", x1)
+    if x2 is not None:
+        x2 = _check_inputs("x2", x2, x1.shape[1])
+    if batch_size is not None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"kernels.analytic: batch_size must be a positive int or None, "
+                             f"got {batch_size!r}.")
+    dtype = jnp.result_type(x1.dtype, float)
+    x1 = jnp.asarray(x1, dtype)
+    x2 = None if x2 is None else jnp.asarray(x2, dtype)
+    return _analytic(net, x1, x2, batch_size)
+
+
