@@ -179,14 +179,18 @@ def _tiled_pair(net, x1, x2, b):
 def _analytic(net, x1, x2, batch_size):
     same = x2 is None
     x2 = x1 if same else x2
-    var1, _ = _kernel_diag(net, x1)
+    var1, ntk1 = _kernel_diag(net, x1)
     var2 = var1 if same else _kernel_diag(net, x2)[0]
     if batch_size is None or batch_size >= max(x1.shape[0], x2.shape[0]):
         nngp, ntk = _kernel_pair(net, x1, x2)
     else:
         nngp, ntk = _tiled_pair(net, x1, x2, batch_size)
-    if same:  # exact symmetry despite round-off in x1 @ x1.T
-        nngp, ntk = (nngp + nngp.T) / 2, (ntk + ntk.T) / 2
+    if same:
+        # Exact symmetry despite round-off in x1 @ x1.T, and the diagonal from the diagonal
+        # recursion, where c = 1 exactly: near c = 1, arccos turns a 1e-16 error in c into 1e-8.
+        i = jnp.arange(x1.shape[0])
+        nngp = ((nngp + nngp.T) / 2).at[i, i].set(var1)
+        ntk = ((ntk + ntk.T) / 2).at[i, i].set(ntk1)
     return Kernel(nngp=nngp, ntk=ntk, var1=var1, var2=var2)
 
 

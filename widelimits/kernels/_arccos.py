@@ -23,11 +23,18 @@ __all__ = ["arccos_j", "safe_correlation"]
 
 
 def safe_correlation(q11, q12, q22):
-    """c = q12 / sqrt(q11 q22) clipped to [-1, 1]; 0 where a variance vanishes (finite grads)."""
+    """c = q12 / sqrt(q11 q22) clipped to [-1, 1]; 0 where a variance vanishes (finite grads).
+
+    Values within 4 ulps of +-1 are set to +-1: c carries that much round-off (under jit XLA
+    evaluates the division with an approximate rsqrt), and arccos would turn it into an error of
+    sqrt(2 * 4 ulp) ~ 3e-8 in theta for identical inputs, whose c is exactly 1.
+    """
     p = q11 * q22
     pos = p > 0
-    c = q12 / jnp.sqrt(jnp.where(pos, p, 1))
-    return jnp.where(pos, jnp.clip(c, -1, 1), 0)
+    c = jnp.clip(q12 / jnp.sqrt(jnp.where(pos, p, 1)), -1, 1)
+    tol = 4 * jnp.finfo(c.dtype).eps
+    c = jnp.where(c >= 1 - tol, 1, jnp.where(c <= tol - 1, -1, c))
+    return jnp.where(pos, c, 0)
 
 
 def safe_sqrt(x):

@@ -24,9 +24,31 @@ def static(default=dataclasses.MISSING, **kwargs):
 
 
 def spec(cls):
-    """Make ``cls`` a frozen dataclass registered as a pytree (static fields as metadata)."""
+    """Make ``cls`` a frozen dataclass registered as a pytree (static fields as metadata).
+
+    Registered with an explicit flatten/unflatten rather than ``jax.tree_util.register_dataclass``:
+    with the latter (jax 0.10) treedefs of two *different* classes with the same field names
+    compare equal, so ``jit`` could reuse a trace of ``Sin`` for ``Cos``. Unflattening bypasses
+    ``__init__`` so placeholder leaves (tracers, ``None``) are never validated.
+    """
     cls = dataclasses.dataclass(frozen=True, repr=False)(cls)
-    return jax.tree_util.register_dataclass(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    static_names = tuple(n for n, f in zip(names, dataclasses.fields(cls), strict=True)
+                         if f.metadata.get("static", False))
+    data_names = tuple(n for n in names if n not in static_names)
+
+    def flatten_with_keys(obj):
+        children = tuple((jax.tree_util.GetAttrKey(n), getattr(obj, n)) for n in data_names)
+        return children, tuple(getattr(obj, n) for n in static_names)
+
+    def unflatten(aux, children):
+        obj = object.__new__(cls)
+        for n, v in zip(static_names + data_names, tuple(aux) + tuple(children), strict=True):
+            object.__setattr__(obj, n, v)
+        return obj
+
+    jax.tree_util.register_pytree_with_keys(cls, flatten_with_keys, unflatten)
+    return cls
 
 
 def concrete(x):

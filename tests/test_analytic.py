@@ -1,0 +1,126 @@
+"""Analytic kernels: closed-form special cases, tiling, symmetry, dtypes, jit/vmap."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from widelimits import kernels, nets
+
+from .conftest import rtol_for
+
+
+def _x(n=6, d=4, dtype=jnp.float64, seed=0):
+    return jax.random.normal(jax.random.key(seed), (n, d), jnp.float64).astype(dtype)
+
+
+def test_single_dense_layer_closed_form():
+    x1, x2 = _x(), _x(3, seed=1)
+    dot = np.asarray(x1 @ x2.T)
+    k = kernels.analytic(nets.Dense(7, w_std=1.3, b_std=0.4), x1, x2)
+    np.testing.assert_allclose(k.nngp, 1.69 * dot / 4 + 0.16, rtol=1e-14)
+    np.testing.assert_allclose(k.ntk, k.nngp, rtol=1e-14)
+    k = kernels.analytic(nets.Dense(7, w_std=1.3, b_std=0.4, parameterization="standard"), x1, x2)
+    np.testing.assert_allclose(k.ntk, dot + 1.0, rtol=1e-14)  # d(x.W + b)/dW, d/db
+    k = kernels.analytic(nets.Dense(7, w_std=1.3, b_std=None, parameterization="standard"), x1, x2)
+    np.testing.assert_allclose(k.ntk, dot, rtol=1e-14)
+
+
+def test_two_layer_relu_closed_form():
+    # Jacot et al. 2018: Theta = K2 + w^2 Vdot(K1) Theta1 with the arc-cosine formulas written
+    # out independently here in NumPy.
+    x = np.asarray(_x())
+    w, b = 1.4, 0.2
+    k1 = w**2 * x @ x.T / 4 + b**2
+    d = np.sqrt(np.diag(k1))
+    c = np.clip(k1 / np.outer(d, d), -1, 1)
+    np.fill_diagonal(c, 1.0)  # x_i with itself: c = 1 exactly
+    th = np.arccos(c)
+    v = np.outer(d, d) * (np.sin(th) + (np.pi - th) * c) / (2 * np.pi)
+    vdot = (np.pi - th) / (2 * np.pi)
+    k2 = w**2 * v + b**2
+    ntk = k2 + w**2 * vdot * k1
+    k = kernels.analytic(nets.serial(nets.Dense(9, w_std=w, b_std=b), nets.Relu(),
+                                     nets.Dense(1, w_std=w, b_std=b)), jnp.asarray(x))
+    np.testing.assert_allclose(k.nngp, k2, rtol=1e-13)
+    np.testing.assert_allclose(k.ntk, ntk, rtol=1e-13)
+    np.testing.assert_allclose(k.var1, np.diag(k2), rtol=1e-13)
+
+
+def test_standard_parameterization_uses_fan_in():
+    # Sohl-Dickstein et al. 2020: Theta_out = n_in K_in + w^2 Theta_in + 1 (bias).
+    x = _x()
+    net = nets.serial(nets.Dense(11, w_std=1.2, b_std=0.3, parameterization="standard"),
+                      nets.Erf(), nets.Dense(1, w_std=0.7, b_std=0.1, parameterization="standard"))
+    k1 = kernels.analytic(net.layers[0], x)
+    phi = kernels.dual(nets.Erf())
+    v, vdot = phi(k1.var1[:, None], k1.nngp, k1.var1[None, :])
+    expected = 11 * v + 0.49 * vdot * k1.ntk + 1
+    np.testing.assert_allclose(kernels.analytic(net, x).ntk, expected, rtol=1e-13)
+
+
+def test_layernorm_and_residual_rules():
+    x = _x()
+    base = nets.serial(nets.Dense(5, w_std=1.5, b_std=0.2))
+    kb = kernels.analytic(base, x)
+    norm = np.sqrt(np.outer(kb.var1, kb.var1))
+    kl = kernels.analytic(nets.serial(*base.layers, nets.LayerNorm()), x)
+    np.testing.assert_allclose(kl.nngp, kb.nngp / norm, rtol=1e-14)
+    np.testing.assert_allclose(kl.ntk, kb.ntk / norm, rtol=1e-14)
+    block = nets.serial(nets.Relu(), nets.Dense(5, w_std=0.8))
+    kr = kernels.analytic(nets.serial(*base.layers, nets.residual(block, scale=0.6)), x)
+    kblock = kernels.analytic(nets.serial(*base.layers, block), x)
+    np.testing.assert_allclose(kr.nngp, kb.nngp + 0.36 * kblock.nngp, rtol=1e-14)
+    np.testing.assert_allclose(kr.ntk, kb.ntk + 0.36 * kblock.ntk, rtol=1e-14)
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 5, 7, 100])
+def test_tiled_equals_untiled(batch_size):
+    net = nets.mlp(16, 3, nets.Gelu(), b_std=0.1)
+    x1, x2 = _x(7), _x(5, seed=3)
+    full, tiled = kernels.analytic(net, x1, x2), kernels.analytic(net, x1, x2, batch_size=batch_size)
+    for a, b in [(full.nngp, tiled.nngp), (full.ntk, tiled.ntk), (full.var1, tiled.var1)]:
+        np.testing.assert_allclose(a, b, rtol=1e-14, atol=1e-15)
+
+
+def test_x2_none_is_symmetric_and_equals_explicit():
+    net = nets.mlp(16, 2, nets.Tanh(), b_std=0.2)
+    x = _x()
+    k, k2 = kernels.analytic(net, x), kernels.analytic(net, x, x)
+    np.testing.assert_array_equal(k.nngp, k.nngp.T)
+    np.testing.assert_allclose(k.nngp, k2.nngp, rtol=1e-14)
+    np.testing.assert_allclose(k.ntk, k2.ntk, rtol=1e-14)
+    np.testing.assert_allclose(np.diag(k.nngp), k.var1, rtol=1e-13)
+
+
+@pytest.mark.parametrize("act", [nets.Relu(), nets.Erf(), nets.Tanh(), nets.Gelu()], ids=repr)
+def test_float32_and_float64(act, dtype):
+    net = nets.mlp(16, 3, act, b_std=0.1)
+    k = kernels.analytic(net, _x(dtype=dtype))
+    ref = kernels.analytic(net, _x(dtype=jnp.float64))
+    assert k.nngp.dtype == dtype and k.ntk.dtype == dtype and k.var1.dtype == dtype
+    np.testing.assert_allclose(k.nngp, ref.nngp, rtol=rtol_for(dtype, 1e-15, 2e-5), atol=1e-6)
+    np.testing.assert_allclose(k.ntk, ref.ntk, rtol=rtol_for(dtype, 1e-15, 2e-5), atol=1e-6)
+
+
+def test_jit_vmap_without_static_argnames(dtype):
+    net = nets.mlp(16, 2, nets.Erf(), b_std=0.1)
+    x = _x(dtype=dtype)
+    k = kernels.analytic(net, x)
+    kj = jax.jit(kernels.analytic)(net, x)
+    np.testing.assert_allclose(kj.ntk, k.ntk, rtol=rtol_for(dtype, 1e-14, 1e-6))
+    diag = jax.vmap(lambda xi: kernels.analytic(net, xi[None]).ntk[0, 0])(x)
+    np.testing.assert_allclose(diag, np.diag(k.ntk), rtol=rtol_for(dtype, 1e-13, 1e-5))
+    ws = jnp.linspace(0.5, 2.0, 4, dtype=dtype)
+    per_w = jax.vmap(lambda w: kernels.analytic(nets.mlp(16, 2, nets.Erf(), w_std=w), x).nngp)(ws)
+    for w, kw in zip(ws, per_w, strict=True):
+        np.testing.assert_allclose(kw, kernels.analytic(nets.mlp(16, 2, nets.Erf(), w_std=float(w)),
+                                                        x).nngp, rtol=rtol_for(dtype, 1e-13, 1e-5))
+
+
+def test_kernel_is_a_pytree():
+    k = kernels.analytic(nets.mlp(8, 1), _x())
+    leaves = jax.tree.leaves(k)
+    assert len(leaves) == 4
+    doubled = jax.tree.map(lambda a: 2 * a, k)
+    np.testing.assert_allclose(doubled.ntk, 2 * k.ntk)

@@ -1,0 +1,25 @@
+"""Reproduced figures: one module per figure, shared by the CLI, the notebooks and the tests.
+
+``REGISTRY`` maps a figure id to its module. Each module has
+``run(size="full"|"quick"|"smoke", out="figures") -> dict`` (computes the numbers) and
+``plot(result, out) -> list[str]`` (writes PNGs, returns their paths).
+``python -m widelimits reproduce <id>`` runs one of them.
+"""
+
+from . import kernel_gallery as kernel_gallery
+from ._common import SIZES as SIZES
+
+REGISTRY = {
+    "kernel_gallery": kernel_gallery,
+}
+
+__all__ = ["REGISTRY", "SIZES", "get", "kernel_gallery"]
+
+
+def get(figure_id: str):
+    """The module registered as ``figure_id``; ``KeyError`` naming the known ids otherwise."""
+    try:
+        return REGISTRY[figure_id]
+    except KeyError:
+        raise KeyError(f"unknown figure id {figure_id!r}; known ids: "
+                       f"{', '.join(sorted(REGISTRY))}") from None
