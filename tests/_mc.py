@@ -33,9 +33,9 @@ def ensemble_stats(net, x, key, n_nets, chunk=500, ntk=False):
     return s.mean(0), s.std(0, ddof=1) / np.sqrt(len(s))
 
 
-def z_scores(mean, stderr, expected):
-    """(mean - expected) / stderr, with 0 where both the spread and the deviation vanish."""
-    dev = mean - np.asarray(expected)
-    safe = np.where(stderr > 0, stderr, 1.0)
-    z = np.where(stderr > 0, dev / safe, np.where(np.abs(dev) < 1e-12, 0.0, np.inf))
-    return z
+def z_scores(mean, stderr, expected, roundoff=1e-10):
+    """(mean - expected) / stderr. Entries whose statistic is deterministic (e.g. sign(u)^2 = 1)
+    have a standard error of pure round-off, so ``roundoff * |expected|`` is added in quadrature."""
+    expected = np.asarray(expected)
+    se = np.sqrt(stderr**2 + (roundoff * np.abs(expected)) ** 2 + 1e-300)
+    return (mean - expected) / se

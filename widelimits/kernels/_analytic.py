@@ -31,6 +31,9 @@ class _State:
     t12: jax.Array
     gaussian: bool  # a centred Gaussian process at infinite width (output of a fresh Dense)
     features: int  # feature count of the finite network here (standard-NTK fan-in)
+    # "pair": q11 (n1, 1), q22 (1, n2); "symmetric": x2 = x1, q22 = q11.T (computed once);
+    # "diag": the pairs (x_i, x_i), q11 = q12 = q22 of shape (n,) (one dual evaluation).
+    mode: str = "pair"
 
     def replace(self, **kw):
         return dataclasses.replace(self, **kw)
@@ -67,8 +70,12 @@ def _activation(layer, s, path):
     _require_gaussian(layer, s, path, "activation")
     phi = dual(layer)
     v, dv = phi(s.q11, s.q12, s.q22)
-    return s.replace(q11=phi(s.q11, s.q11, s.q11)[0], q12=v, q22=phi(s.q22, s.q22, s.q22)[0],
-                     t12=dv * s.t12, gaussian=False)
+    if s.mode == "diag":
+        q11 = q22 = v
+    else:
+        q11 = phi(s.q11, s.q11, s.q11)[0]
+        q22 = q11.T if s.mode == "symmetric" else phi(s.q22, s.q22, s.q22)[0]
+    return s.replace(q11=q11, q12=v, q22=q22, t12=dv * s.t12, gaussian=False)
 
 
 def _layer_norm(layer, s, path):
@@ -142,21 +149,25 @@ def _propagate(layer, s, path=""):
 
 
 def _kernel_pair(net, x1, x2):
-    """NNGP/NTK of all pairs (x1[i], x2[j]) -> ((n1, n2), (n1, n2))."""
+    """Final state for all pairs (x1[i], x2[j]); ``x2=None`` for the symmetric case x2 = x1."""
     d = x1.shape[-1]
     sq1 = jnp.sum(x1 * x1, axis=-1) / d
-    sq2 = jnp.sum(x2 * x2, axis=-1) / d
-    q12 = x1 @ x2.T / d
-    s = _State(sq1[:, None], q12, sq2[None, :], jnp.zeros_like(q12), False, d)
-    s = _propagate(net, s)
-    return s.q12, s.t12
+    if x2 is None:
+        i = jnp.arange(x1.shape[0])
+        q12 = (x1 @ x1.T / d).at[i, i].set(sq1)  # identical inputs: c = 1 exactly
+        s = _State(sq1[:, None], q12, sq1[None, :], jnp.zeros_like(q12), False, d, "symmetric")
+    else:
+        sq2 = jnp.sum(x2 * x2, axis=-1) / d
+        q12 = x1 @ x2.T / d
+        s = _State(sq1[:, None], q12, sq2[None, :], jnp.zeros_like(q12), False, d)
+    return _propagate(net, s)
 
 
 def _kernel_diag(net, x):
     """NNGP/NTK of the pairs (x[i], x[i]) -> ((n,), (n,))."""
     d = x.shape[-1]
     q = jnp.sum(x * x, axis=-1) / d
-    s = _propagate(net, _State(q, q, q, jnp.zeros_like(q), False, d))
+    s = _propagate(net, _State(q, q, q, jnp.zeros_like(q), False, d, "diag"))
     return s.q12, s.t12
 
 
@@ -169,7 +180,11 @@ def _tiles(x, b):
 
 def _tiled_pair(net, x1, x2, b):
     t1, t2 = _tiles(x1, b), _tiles(x2, b)
-    row = lambda xa: jax.lax.map(lambda xb: _kernel_pair(net, xa, xb), t2)
+    def pair(xa, xb):
+        s = _kernel_pair(net, xa, xb)
+        return s.q12, s.t12
+
+    row = lambda xa: jax.lax.map(lambda xb: pair(xa, xb), t2)
     nngp, ntk = jax.lax.map(row, t1)  # (nb1, nb2, b, b)
     merge = lambda k: k.transpose(0, 2, 1, 3).reshape(t1.shape[0] * b, t2.shape[0] * b)
     return merge(nngp)[: x1.shape[0], : x2.shape[0]], merge(ntk)[: x1.shape[0], : x2.shape[0]]
@@ -177,20 +192,20 @@ def _tiled_pair(net, x1, x2, b):
 
 @functools.partial(jax.jit, static_argnames=("batch_size",))
 def _analytic(net, x1, x2, batch_size):
-    same = x2 is None
-    x2 = x1 if same else x2
-    var1, ntk1 = _kernel_diag(net, x1)
-    var2 = var1 if same else _kernel_diag(net, x2)[0]
-    if batch_size is None or batch_size >= max(x1.shape[0], x2.shape[0]):
-        nngp, ntk = _kernel_pair(net, x1, x2)
+    n1, n2 = x1.shape[0], (x1 if x2 is None else x2).shape[0]
+    if batch_size is None or batch_size >= max(n1, n2):
+        s = _kernel_pair(net, x1, x2)
+        var1, var2 = s.q11[:, 0], s.q22[0, :]
+        nngp, ntk = s.q12, s.t12
+        if x2 is None:  # exact symmetry despite round-off in x1 @ x1.T
+            nngp, ntk = (nngp + nngp.T) / 2, (ntk + ntk.T) / 2
     else:
-        nngp, ntk = _tiled_pair(net, x1, x2, batch_size)
-    if same:
-        # Exact symmetry despite round-off in x1 @ x1.T, and the diagonal from the diagonal
-        # recursion, where c = 1 exactly: near c = 1, arccos turns a 1e-16 error in c into 1e-8.
-        i = jnp.arange(x1.shape[0])
-        nngp = ((nngp + nngp.T) / 2).at[i, i].set(var1)
-        ntk = ((ntk + ntk.T) / 2).at[i, i].set(ntk1)
+        var1, ntk1 = _kernel_diag(net, x1)
+        var2 = var1 if x2 is None else _kernel_diag(net, x2)[0]
+        nngp, ntk = _tiled_pair(net, x1, x1 if x2 is None else x2, batch_size)
+        if x2 is None:
+            i = jnp.arange(n1)
+            nngp, ntk = nngp.at[i, i].set(var1), ntk.at[i, i].set(ntk1)
     return Kernel(nngp=nngp, ntk=ntk, var1=var1, var2=var2)
 
 

@@ -32,26 +32,34 @@ DEFAULT_ORDER = 256
 
 
 @functools.lru_cache(maxsize=8)
-def _basis(order: int):
-    """Nodes z (deg,) and sqrt(w) * h_k(z) as an (order, deg) float64 matrix, deg = 2 order."""
-    deg = 2 * order
-    z, w = roots_hermitenorm(deg)
-    sw = np.sqrt(w / np.sqrt(2 * np.pi))
-    h = np.zeros((order, deg))
-    h[0] = sw
-    h[1] = z * sw
-    for k in range(1, order - 1):
-        h[k + 1] = (z * h[k] - np.sqrt(k) * h[k - 1]) / np.sqrt(k + 1)
-    return z, sw, h
+def _nodes(order: int):
+    """Gauss-Hermite nodes z and sqrt(weights) (normalised to sum 1) of degree 2 * order."""
+    z, w = roots_hermitenorm(2 * order)
+    return z, np.sqrt(w / np.sqrt(2 * np.pi))
 
 
-def hermite_coefficients(fn, q, order: int = DEFAULT_ORDER):
+def _basis(order: int, dtype):
+    """sqrt(w_i) h_k(z_i) as an (order, 2 order) matrix, built by the three-term recursion at run
+    time (a scan, not a multi-megabyte constant embedded in every compiled layer)."""
+    z_np, sw_np = _nodes(order)
+    z, sw = jnp.asarray(z_np, dtype), jnp.asarray(sw_np, dtype)
+
+    def step(carry, k):
+        h_prev, h = carry
+        h_next = (z * h - jnp.sqrt(k) * h_prev) / jnp.sqrt(k + 1)
+        return (h, h_next), h_next
+
+    ks = jnp.arange(1, order - 1, dtype=dtype)
+    _, rest = jax.lax.scan(step, (sw, z * sw), ks)
+    return jnp.concatenate([sw[None], (z * sw)[None], rest]), z, sw
+
+
+def hermite_coefficients(fn, q, order: int = DEFAULT_ORDER, basis=None):
     """b_k(q) = E[fn(sqrt(q) z) h_k(z)], z ~ N(0, 1), for k < order; shape q.shape + (order,)."""
-    z, sw, h = _basis(order)
     dtype = jnp.result_type(q, float)
-    sigma = safe_sqrt(q)[..., None]
-    vals = fn(sigma * jnp.asarray(z, dtype)) * jnp.asarray(sw, dtype)
-    return vals @ jnp.asarray(h.T, dtype)
+    h, z, sw = _basis(order, dtype) if basis is None else basis
+    vals = fn(safe_sqrt(q)[..., None] * z) * sw
+    return vals @ h.T
 
 
 def _series(b1, b2, c):
@@ -79,6 +87,8 @@ def hermite_dual(fn, q11, q12, q22, order: int = DEFAULT_ORDER):
     [q12, q22]]; q11 and q22 broadcast against q12 (e.g. shapes (n1, 1), (1, n2))."""
     c = safe_correlation(q11, q12, q22)
     dfn = _derivative(fn)
-    v = _series(hermite_coefficients(fn, q11, order), hermite_coefficients(fn, q22, order), c)
-    dv = _series(hermite_coefficients(dfn, q11, order), hermite_coefficients(dfn, q22, order), c)
+    basis = _basis(order, c.dtype)
+    coef = lambda f, q: hermite_coefficients(f, q, order, basis)
+    v = _series(coef(fn, q11), coef(fn, q22), c)
+    dv = _series(coef(dfn, q11), coef(dfn, q22), c)
     return v, dv
