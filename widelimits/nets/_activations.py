@@ -223,7 +223,7 @@ class Elementwise(Activation):
 
     func: Callable = static()
     name: str = static("")
-    order: int = static(256)
+    order: int = static(384)
 
     def __post_init__(self):
         if not callable(self.func):
