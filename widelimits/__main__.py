@@ -36,7 +36,7 @@ def _parser():
     rep.add_argument("id", help="figure id (see `python -m widelimits list`)")
     _add_common(rep, "full")
     sub.add_parser("list", help="list the figure ids")
-    return parser
+    return parser, {"demo": demo, "reproduce": rep}
 
 
 def _run(figure_id, size, out):
@@ -55,7 +55,7 @@ def _run(figure_id, size, out):
 
 def main(argv=None) -> int:
     """Entry point of ``python -m widelimits`` and the ``widelimits`` script."""
-    parser = _parser()
+    parser, subparsers = _parser()
     args = parser.parse_args(argv)
     from widelimits import reproduce
 
@@ -66,7 +66,7 @@ def main(argv=None) -> int:
         return 0
     figure_id = DEMO_ID if args.command == "demo" else args.id
     if figure_id not in reproduce.REGISTRY:
-        parser.error(f"unknown figure id {figure_id!r}; known ids: "
+        subparsers[args.command].error(f"unknown figure id {figure_id!r}; known ids: "
                      f"{', '.join(sorted(reproduce.REGISTRY))}")
     _run(figure_id, args.size, args.out)
     return 0

@@ -1,0 +1,60 @@
+"""Every notebook in notebooks/ (jupytext percent format) runs end to end at the smoke size.
+
+Each notebook is converted with jupytext and executed with nbclient in a "python3" kernel whose
+kernelspec is written here to launch *this* interpreter (the venv's python), with
+``WIDELIMITS_SIZE=smoke`` and ``WIDELIMITS_OUT`` in a temporary folder; the test checks that
+the kernel ran in this environment and that PNGs were written.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import sys
+
+import jupytext
+import nbformat
+import pytest
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import AsyncKernelManager
+from nbclient import NotebookClient
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.py"))
+
+
+def _kernel_manager(folder: pathlib.Path) -> AsyncKernelManager:
+    """A manager for a "python3" kernel that runs ``sys.executable`` (not whatever ``python``
+    is first on PATH)."""
+    spec_dir = folder / "kernels" / "python3"
+    spec_dir.mkdir(parents=True)
+    spec = {
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3 (widelimits tests)",
+        "language": "python",
+    }
+    (spec_dir / "kernel.json").write_text(json.dumps(spec))
+    ksm = KernelSpecManager(kernel_dirs=[str(folder / "kernels")])
+    return AsyncKernelManager(kernel_name="python3", kernel_spec_manager=ksm)
+
+
+@pytest.mark.xdist_group("notebooks")
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs(path, tmp_path, monkeypatch):
+    out = tmp_path / "figures"
+    monkeypatch.setenv("WIDELIMITS_SIZE", "smoke")
+    monkeypatch.setenv("WIDELIMITS_OUT", str(out))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    nb = jupytext.read(path)
+    assert nb.cells and nb.cells[0].cell_type == "markdown", f"{path.name}: no markdown intro"
+    nb.cells.append(nbformat.v4.new_code_cell("import sys\nprint(sys.prefix)"))
+    client = NotebookClient(nb, km=_kernel_manager(tmp_path), kernel_name="python3",
+                            timeout=600, resources={"metadata": {"path": str(tmp_path)}})
+    client.execute()
+
+    prefix = "".join(o.get("text", "") for o in nb.cells[-1].outputs).strip()
+    assert prefix == sys.prefix, f"the kernel ran {prefix!r}, not this environment {sys.prefix!r}"
+    pngs = sorted(out.glob("*.png"))
+    assert pngs, f"{path.name} wrote no PNG into {out}"
+    for png in pngs:
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"{png} is not a PNG"
