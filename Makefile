@@ -5,7 +5,7 @@ STAMP  := $(VENV)/.installed
 NTREF  ?= /tmp/ntref
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint pytest notebooks bench golden clean
+.PHONY: demo test test-all lint pytest bench golden clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -24,6 +24,10 @@ lint: $(STAMP)
 # The default suite (notebooks in smoke mode are part of it: tests/test_notebooks.py).
 pytest: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+# Also the exhaustive Monte Carlo variants (marked slow).
+test-all: lint $(STAMP)
+	$(PY) -m pytest -n 2 -m "" $(PYTEST_ARGS)
 
 # Side-by-side timings against neural-tangents 0.6.5 in its own pinned venv.
 bench: $(STAMP)
