@@ -92,7 +92,7 @@ def _serial(layer, s, path):
     return s
 
 
-def _sum_branches(states, inp, path, owner):
+def _sum_branches(states, path, owner):
     non_gaussian = [i for i, b in enumerate(states) if not b.gaussian]
     if len(non_gaussian) > 1:
         raise ValueError(
@@ -119,12 +119,12 @@ def _residual(layer, s, path):
                          "of the skip connection); it ends in an activation or is the identity.")
     scale2 = layer.scale**2
     block = block.map(lambda q: scale2 * q).replace(t12=scale2 * block.t12)
-    return _sum_branches([s, block], s, path, "residual")
+    return _sum_branches([s, block], path, "residual")
 
 
 def _parallel(layer, s, path):
     states = [_propagate(b, s, f"{path}parallel[{i}].") for i, b in enumerate(layer.branches)]
-    return _sum_branches(states, s, path, "parallel")
+    return _sum_branches(states, path, "parallel")
 
 
 RULES = {

@@ -32,10 +32,9 @@ def spec(cls):
     ``__init__`` so placeholder leaves (tracers, ``None``) are never validated.
     """
     cls = dataclasses.dataclass(frozen=True, repr=False)(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    static_names = tuple(n for n, f in zip(names, dataclasses.fields(cls), strict=True)
-                         if f.metadata.get("static", False))
-    data_names = tuple(n for n in names if n not in static_names)
+    fields = dataclasses.fields(cls)
+    static_names = tuple(f.name for f in fields if f.metadata.get("static", False))
+    data_names = tuple(f.name for f in fields if not f.metadata.get("static", False))
 
     def flatten_with_keys(obj):
         children = tuple((jax.tree_util.GetAttrKey(n), getattr(obj, n)) for n in data_names)
