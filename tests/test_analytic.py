@@ -124,3 +124,53 @@ def test_kernel_is_a_pytree():
     assert len(leaves) == 4
     doubled = jax.tree.map(lambda a: 2 * a, k)
     np.testing.assert_allclose(doubled.ntk, 2 * k.ntk)
+
+
+ALL_ACTIVATIONS = [
+    nets.Relu(), nets.LeakyRelu(0.1), nets.ABRelu(-0.5, 2.0), nets.Abs(), nets.Sign(), nets.Erf(),
+    nets.Gelu(), nets.Sin(), nets.Cos(), nets.Exp(), nets.Identity(), nets.Monomial(3),
+    nets.RectifiedMonomial(2), nets.Tanh(), nets.Sigmoid(), nets.Softplus(), nets.Swish(),
+    nets.Elementwise(jnp.sinh, name="sinh", order=64),
+]
+
+
+@pytest.mark.parametrize("act", ALL_ACTIVATIONS, ids=repr)
+@pytest.mark.parametrize("param", ["ntk", "standard"])
+def test_x2_none_is_exactly_symmetric(act, param, dtype):
+    # x2=None promises K == K.T bit for bit, for the scanned MLP, a residual + LayerNorm net and
+    # a parallel sum (n = 23 is not a multiple of any SIMD width).
+    x = 0.7 * _x(n=23, d=5, dtype=dtype, seed=3)
+    block = nets.serial(nets.Dense(8, b_std=0.3, parameterization=param), act,
+                        nets.Dense(8, parameterization=param))
+    for net in [nets.mlp(8, 4, act, w_std=1.3, b_std=0.2, parameterization=param),
+                nets.serial(nets.Dense(8, parameterization=param), nets.LayerNorm(),
+                            nets.residual(*block.layers, scale=0.5),
+                            nets.parallel(block, nets.Dense(8, parameterization=param)), act,
+                            nets.Dense(1, parameterization=param))]:
+        for k in (kernels.analytic(net, x), kernels.analytic(net, x, batch_size=7)):
+            assert k.nngp.dtype == dtype
+            np.testing.assert_array_equal(k.nngp, k.nngp.T)
+            np.testing.assert_array_equal(k.ntk, k.ntk.T)
+
+
+def _unrolled(net):
+    # The same recursion with the layers nested so that no run of identical units is scanned.
+    return nets.serial(*[nets.serial(layer) if i % 2 else layer
+                         for i, layer in enumerate(net.layers)])
+
+
+@pytest.mark.parametrize("net", [
+    nets.mlp(8, 6, nets.Erf(), w_std=1.4, b_std=0.3),
+    nets.mlp(8, 5, nets.Relu(), w_std=1.2, b_std=None, parameterization="standard"),
+    nets.serial(nets.Dense(8), *[nets.residual(nets.Relu(), nets.Dense(8, b_std=0.1), scale=0.4)
+                                 for _ in range(5)], nets.Relu(), nets.Dense(1)),
+], ids=["erf-mlp", "relu-standard", "resnet"])
+def test_scanned_runs_equal_unrolled_recursion(net):
+    # Runs of >= 3 identical units go through lax.scan; interleaving them with differently nested
+    # units forces the plain layer-by-layer recursion. Both must agree to round-off, with x2 given
+    # and not, tiled and diagonal paths included.
+    x1, x2 = _x(n=9, seed=5), _x(n=7, seed=6)
+    for args, kw in [((x1, x2), {}), ((x1,), {}), ((x1,), {"batch_size": 4})]:
+        a, b = kernels.analytic(net, *args, **kw), kernels.analytic(_unrolled(net), *args, **kw)
+        for u, v in [(a.nngp, b.nngp), (a.ntk, b.ntk), (a.var1, b.var1), (a.var2, b.var2)]:
+            np.testing.assert_allclose(u, v, rtol=1e-13, atol=1e-15)

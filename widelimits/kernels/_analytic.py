@@ -86,9 +86,81 @@ def _layer_norm(layer, s, path):
     return s.replace(q11=ones(s.q11), q12=s.q12 * inv, q22=ones(s.q22), t12=s.t12 * inv)
 
 
+_MIN_REPEATS = 3  # shorter runs are unrolled: a scan pays off only from two iterations on
+
+
+class _Unstable(Exception):
+    """A repeated unit changes the state's static metadata, so it cannot be a scan body."""
+
+
+def _repeats(layers, i, p):
+    """How many consecutive units ``layers[i:i+p]``, ``layers[i+p:i+2p]``, ... share one
+    pytree structure (same layer types and static fields; only the leaves differ)."""
+    structure = lambda j: jax.tree_util.tree_structure(layers[j:j + p])
+    first, k = structure(i), 1
+    while i + (k + 1) * p <= len(layers) and structure(i + k * p) == first:
+        k += 1
+    return k
+
+
+def _scan_units(units, s, path):
+    """Propagate ``s`` through structurally identical ``units`` with one ``lax.scan``.
+
+    The first unit runs unrolled (it fixes the feature count and Gaussianity of the state);
+    the rest share its traced body, so compile time and the fused XLA program no longer grow
+    with depth (an unrolled chain is fused into every later n x n operation).
+    """
+    s = _serial_layers(units[0], s, path[0])
+    leaves = [jax.tree_util.tree_leaves(u) for u in units[1:]]
+    dtype = jnp.result_type(s.q12, s.t12, *(v for vs in leaves for v in vs))
+    stacked = [jnp.stack([jnp.asarray(v, dtype) for v in vs]) for vs in zip(*leaves, strict=True)]
+    treedef = jax.tree_util.tree_structure(units[1])
+    start = s.map(lambda q: q.astype(dtype)).replace(t12=s.t12.astype(dtype))
+
+    def body(carry, unit_leaves):
+        q11, q12, q22, t12 = carry
+        unit = jax.tree_util.tree_unflatten(treedef, unit_leaves)
+        out = _serial_layers(unit, start.replace(q11=q11, q12=q12, q22=q22, t12=t12), path[1])
+        if (out.gaussian, out.features) != (start.gaussian, start.features):
+            raise _Unstable
+        return tuple(q.astype(dtype) for q in (out.q11, out.q12, out.q22, out.t12)), None
+
+    carry = (start.q11, start.q12, start.q22, start.t12)
+    (q11, q12, q22, t12), _ = jax.lax.scan(body, carry, stacked)
+    return start.replace(q11=q11, q12=q12, q22=q22, t12=t12)
+
+
+def _serial_layers(layers, s, first):
+    """Unrolled propagation through ``layers``, the first of which is ``serial[first]``."""
+    for layer in layers:
+        s = _propagate(layer, s, first)
+        first = _next_path(first)
+    return s
+
+
+def _next_path(path):
+    head, _, index = path.rstrip("].").rpartition("[")
+    return f"{head}[{int(index) + 1}]."
+
+
 def _serial(layer, s, path):
-    for i, sub in enumerate(layer.layers):
-        s = _propagate(sub, s, f"{path}serial[{i}]." if path else f"serial[{i}].")
+    """Layers in sequence; runs of >= 3 identical units of 1 or 2 layers (an MLP's
+    (Dense, activation) blocks, a ResNet's residual blocks) are scanned, the rest unrolled."""
+    layers, i = layer.layers, 0
+    here = lambda j: f"{path}serial[{j}]."
+    while i < len(layers):
+        p, k = max(((p, _repeats(layers, i, p)) for p in (1, 2) if i + p <= len(layers)),
+                   key=lambda pk: pk[0] * pk[1])
+        if k >= _MIN_REPEATS:
+            units = [layers[i + j * p: i + (j + 1) * p] for j in range(k)]
+            try:
+                s = _scan_units(units, s, (here(i), here(i + p)))
+                i += k * p
+                continue
+            except _Unstable:
+                pass
+        s = _propagate(layers[i], s, here(i))
+        i += 1
     return s
 
 
@@ -197,8 +269,6 @@ def _analytic(net, x1, x2, batch_size):
         s = _kernel_pair(net, x1, x2)
         var1, var2 = s.q11[:, 0], s.q22[0, :]
         nngp, ntk = s.q12, s.t12
-        if x2 is None:  # exact symmetry despite round-off in x1 @ x1.T
-            nngp, ntk = (nngp + nngp.T) / 2, (ntk + ntk.T) / 2
     else:
         var1, ntk1 = _kernel_diag(net, x1)
         var2 = var1 if x2 is None else _kernel_diag(net, x2)[0]
@@ -206,6 +276,9 @@ def _analytic(net, x1, x2, batch_size):
         if x2 is None:
             i = jnp.arange(n1)
             nngp, ntk = nngp.at[i, i].set(var1), ntk.at[i, i].set(ntk1)
+    if x2 is None:  # exactly symmetric: XLA's vectorised and scalar loops for transcendental
+        # functions can differ by an ulp, so K[i, j] and K[j, i] need not be computed alike.
+        nngp, ntk = (nngp + nngp.T) / 2, (ntk + ntk.T) / 2
     return Kernel(nngp=nngp, ntk=ntk, var1=var1, var2=var2)
 
 

@@ -51,10 +51,6 @@ ACTIVATIONS = {
     "abs": ("|x|", nets.Abs()),
     "swish": ("swish", nets.Swish()),
 }
-# Activations with closed-form duals (``kernels.dual``): their kernels are evaluated op by op.
-_CLOSED_FORM = (nets.Relu, nets.LeakyRelu, nets.Abs, nets.ABRelu, nets.RectifiedMonomial,
-                nets.Sign, nets.Erf, nets.Gelu, nets.Sin, nets.Cos, nets.Exp, nets.Monomial,
-                nets.Identity)
 
 CONFIGS = {
     "smoke": dict(
@@ -83,20 +79,6 @@ def circle(angles) -> np.ndarray:
     return np.stack([np.cos(angles), np.sin(angles)], axis=-1).astype(np.float32)
 
 
-def _analytic(net, x, activation):
-    """``kernels.analytic(net, x)``, op by op for closed-form duals.
-
-    The kernels here are tiny (a few hundred inputs), so XLA:CPU compile time of one fused
-    program per network structure (about a second per layer) dwarfs the run time; evaluating
-    closed-form duals eagerly is several times faster overall. Other activations (tanh, swish:
-    Hermite expansions, a 256-step ``lax.scan``) are only fast compiled and keep the jit.
-    """
-    if not isinstance(activation, _CLOSED_FORM):
-        return kernels.analytic(net, x)
-    with jax.disable_jit():
-        return kernels.analytic(net, x)
-
-
 def circle_kernels(activation, depths, angles, *, w_std=W_STD, b_std=B_STD) -> dict:
     """Infinite-width NNGP and NTK K(x(0), x(γ)) on the unit circle for MLPs of several depths.
 
@@ -112,7 +94,7 @@ def circle_kernels(activation, depths, angles, *, w_std=W_STD, b_std=B_STD) -> d
     rows = {"nngp": [], "ntk": [], "nngp0": [], "ntk0": []}
     for depth in depths:
         net = nets.mlp(512, depth, activation, w_std=w_std, b_std=b_std)  # width: unused
-        k = _analytic(net, x, activation)
+        k = kernels.analytic(net, x)
         for name, mat in (("nngp", k.nngp), ("ntk", k.ntk)):
             row = np.asarray(mat[0], dtype=np.float64)
             rows[name].append(row[1:])
@@ -205,7 +187,7 @@ def finite_vs_limit(activations, widths, angles, n_networks: int, key, *, depth:
     nngp, line = [], []
     for act in activations:
         limit = nets.mlp(max(widths), depth, act, w_std=w_std, b_std=b_std)
-        row = np.asarray(_analytic(limit, xs, act).nngp[0], dtype=np.float64)
+        row = np.asarray(kernels.analytic(limit, xs).nngp[0], dtype=np.float64)
         nngp.append(row[1:len(x)])
         line.append(row[len(x):])
     means, ses = [], []
