@@ -80,3 +80,10 @@ def test_apply_with_wrong_features():
     p = net.init(__import__("jax").random.key(0), (2, 3))
     with pytest.raises(ValueError, match=r"x has 5 features .* weights expect 3"):
         net.apply(p, jnp.ones((2, 5)))
+
+
+def test_overflowing_kernel_raises_instead_of_returning_inf():
+    # exp's kernel grows like exp(exp(...)) with depth; in float32 it overflows.
+    x = jnp.ones((3, 2), jnp.float32) * 3.0
+    with pytest.raises(ValueError, match="overflowed to inf/NaN in float32"):
+        kernels.analytic(nets.mlp(4, 4, nets.Exp(), w_std=1.5), x)

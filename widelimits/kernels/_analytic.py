@@ -19,6 +19,7 @@ from .. import nets
 from ._arccos import safe_sqrt
 from ._dual import dual
 from ._kernel import Kernel
+from ._tiling import tiled_pair
 
 __all__ = ["analytic", "RULES"]
 
@@ -243,23 +244,12 @@ def _kernel_diag(net, x):
     return s.q12, s.t12
 
 
-def _tiles(x, b):
-    n = x.shape[0]
-    nb = -(-n // b)
-    pad = jnp.broadcast_to(x[:1], (nb * b - n, x.shape[1]))
-    return jnp.concatenate([x, pad]).reshape(nb, b, x.shape[1])
-
-
 def _tiled_pair(net, x1, x2, b):
-    t1, t2 = _tiles(x1, b), _tiles(x2, b)
     def pair(xa, xb):
         s = _kernel_pair(net, xa, xb)
         return s.q12, s.t12
 
-    row = lambda xa: jax.lax.map(lambda xb: pair(xa, xb), t2)
-    nngp, ntk = jax.lax.map(row, t1)  # (nb1, nb2, b, b)
-    merge = lambda k: k.transpose(0, 2, 1, 3).reshape(t1.shape[0] * b, t2.shape[0] * b)
-    return merge(nngp)[: x1.shape[0], : x2.shape[0]], merge(ntk)[: x1.shape[0], : x2.shape[0]]
+    return tiled_pair(pair, x1, x2, b)
 
 
 @functools.partial(jax.jit, static_argnames=("batch_size",))
@@ -276,10 +266,8 @@ def _analytic(net, x1, x2, batch_size):
         if x2 is None:
             i = jnp.arange(n1)
             nngp, ntk = nngp.at[i, i].set(var1), ntk.at[i, i].set(ntk1)
-    if x2 is None:  # exactly symmetric: XLA's vectorised and scalar loops for transcendental
-        # functions can differ by an ulp, so K[i, j] and K[j, i] need not be computed alike.
-        nngp, ntk = (nngp + nngp.T) / 2, (ntk + ntk.T) / 2
-    return Kernel(nngp=nngp, ntk=ntk, var1=var1, var2=var2)
+    finite = jnp.isfinite(nngp).all() & jnp.isfinite(ntk).all()
+    return Kernel(nngp=nngp, ntk=ntk, var1=var1, var2=var2), finite
 
 
 def _check_inputs(name, x, d=None):
@@ -306,11 +294,15 @@ def analytic(net, x1, x2=None, *, batch_size: int | None = None) -> Kernel:
 
     Implements the layer recursions of Lee et al. 2018 (NNGP) and Jacot et al. 2018 (NTK), with
     the standard-parameterization NTK of Sohl-Dickstein et al. 2020, and closed-form or
-    Hermite-expanded activation duals (``kernels.dual``). ``x2=None`` means ``x2 = x1`` (the
-    result is then exactly symmetric). ``batch_size`` computes the (n1, n2) kernels in tiles of
-    ``batch_size x batch_size`` to bound memory. Works under ``jit``/``vmap``/``grad`` (the spec's
+    Hermite-expanded activation duals (``kernels.dual``). ``x2=None`` means ``x2 = x1``; the
+    result is then symmetric to round-off (XLA's vectorised and scalar loops may differ by an
+    ulp; Cholesky and ``eigh`` read one triangle). ``batch_size`` computes the (n1, n2) kernels
+    in tiles of ``batch_size x batch_size`` to bound memory. Runs of >= 3 identical
+    (Dense, activation) or residual blocks are evaluated by one ``lax.scan``, so compile and run
+    time grow linearly with depth. Works under ``jit``/``vmap``/``grad`` (the spec's
     ``w_std``/``b_std`` and activation parameters are differentiable leaves) in float32 and
-    float64; the dtype follows the inputs.
+    float64; the dtype follows the inputs. Raises ``ValueError`` if the kernel overflows to
+    inf/NaN (checked when called outside a trace).
 
     Returns:
       ``Kernel`` with ``nngp``, ``ntk`` (n1, n2) and the NNGP variances ``var1`` (n1,),
@@ -329,6 +321,12 @@ def analytic(net, x1, x2=None, *, batch_size: int | None = None) -> Kernel:
     dtype = jnp.result_type(x1.dtype, float)
     x1 = jnp.asarray(x1, dtype)
     x2 = None if x2 is None else jnp.asarray(x2, dtype)
-    return _analytic(net, x1, x2, batch_size)
+    kernel, finite = _analytic(net, x1, x2, batch_size)
+    if not isinstance(finite, jax.core.Tracer) and not bool(finite):
+        raise ValueError(
+            f"kernels.analytic: the kernel of {net!r} overflowed to inf/NaN in {x1.dtype} for "
+            "these inputs (a kernel that grows with depth, e.g. exp or a large w_std, or very "
+            "large inputs). Use float64 (jax_enable_x64), smaller inputs or a shallower net.")
+    return kernel
 
 

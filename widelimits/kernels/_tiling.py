@@ -1,0 +1,39 @@
+"""Tiling of pairwise computations over blocks of inputs, to bound memory."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+__all__ = ["tiles", "tiled_pair", "tiled_rows"]
+
+
+def tiles(x, b):
+    """Split ``x`` (n, ...) into ``ceil(n / b)`` tiles (nb, b, ...), padding with copies of x[0]."""
+    n = x.shape[0]
+    nb = -(-n // b)
+    pad = jnp.broadcast_to(x[:1], (nb * b - n,) + x.shape[1:])
+    return jnp.concatenate([x, pad]).reshape((nb, b) + x.shape[1:])
+
+
+def tiled_pair(fn, x1, x2, b):
+    """``fn(xa, xb)`` on every pair of ``b``-row tiles of x1 and x2, assembled to (n1, n2, ...).
+
+    ``fn`` maps tiles (b, ...) and (b, ...) to a pytree of arrays of shape (b, b, ...). Tiles run
+    one after the other (``lax.map``), so peak memory is that of one tile pair.
+    """
+    t1, t2 = tiles(x1, b), tiles(x2, b)
+    blocks = jax.lax.map(lambda xa: jax.lax.map(lambda xb: fn(xa, xb), t2), t1)
+
+    def merge(k):  # (nb1, nb2, b, b, ...) -> (n1, n2, ...)
+        k = jnp.swapaxes(k, 1, 2).reshape((t1.shape[0] * b, t2.shape[0] * b) + k.shape[4:])
+        return k[: x1.shape[0], : x2.shape[0]]
+
+    return jax.tree.map(merge, blocks)
+
+
+def tiled_rows(fn, x, b):
+    """``fn(xa)`` on every ``b``-row tile of x, assembled to (n, ...); ``fn`` returns (b, ...)."""
+    t = tiles(x, b)
+    out = jax.lax.map(fn, t)
+    return jax.tree.map(lambda k: k.reshape((t.shape[0] * b,) + k.shape[2:])[: x.shape[0]], out)
