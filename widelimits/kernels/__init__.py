@@ -3,7 +3,13 @@
 from ._analytic import analytic as analytic
 from ._arccos import arccos_j as arccos_j
 from ._dual import dual as dual
+from ._empirical import (
+    METHODS as METHODS,
+    empirical_nngp as empirical_nngp,
+    empirical_ntk as empirical_ntk,
+)
 from ._hermite import hermite_coefficients as hermite_coefficients, hermite_dual as hermite_dual
 from ._kernel import Kernel as Kernel
 
-__all__ = ["Kernel", "analytic", "arccos_j", "dual", "hermite_coefficients", "hermite_dual"]
+__all__ = ["Kernel", "METHODS", "analytic", "arccos_j", "dual", "empirical_nngp", "empirical_ntk",
+           "hermite_coefficients", "hermite_dual"]

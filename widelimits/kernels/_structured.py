@@ -102,10 +102,11 @@ def structured_ntk(net, params, x1, x2, output, diagonal):
     """Empirical NTK of our spec ``net`` by per-layer contractions (see the module docstring).
 
     ``output``: "trace" (mean over the k outputs) or "full" (k x k blocks). ``diagonal``: only
-    Theta(x1_i, x1_i) (x2 ignored). Returns (n1, n2), (n1, n2, k, k), (n1,) or (n1, k, k).
+    Theta(x1_i, x1_i) (x2 ignored); x2=None means x1. Returns (n1, n2), (n1, n2, k, k), (n1,)
+    or (n1, k, k).
     """
     _, layers, in1, d1 = dense_taps(net, params, x1)
-    if diagonal:
+    if diagonal or x2 is None:
         in2, d2 = in1, d1
     else:
         _, _, in2, d2 = dense_taps(net, params, x2)
