@@ -222,6 +222,19 @@ def empirical_ntk(f, params, x1, x2=None, *, method: str = "auto", output: str =
             raise ValueError(f"kernels.{who}: method='structured' needs inputs of shape (n, d), "
                              f"got {tuple(x1.shape)}.")
 
+    static = (method, output, diagonal, batch_size, chunk)
+    if spec is not None:  # the spec is a pytree argument: one compilation per structure
+        return _ntk_jit(None, spec, params, x1, x2, *static)
+    try:
+        hash(fn)
+    except TypeError:  # an unhashable callable cannot be a static argument: run op by op
+        return _ntk(fn, None, params, x1, x2, *static)
+    return _ntk_jit(fn, None, params, x1, x2, *static)
+
+
+def _ntk(fn, spec, params, x1, x2, method, output, diagonal, batch_size, chunk):
+    fn = spec.apply if fn is None else fn
+
     def block(xa, xb):
         if method == "structured":
             return structured_ntk(spec, params, xa, xb, output, diagonal)
@@ -234,6 +247,9 @@ def empirical_ntk(f, params, x1, x2=None, *, method: str = "auto", output: str =
     if diagonal:
         return tiled_rows(lambda xa: block(xa, None), x1, batch_size)
     return tiled_pair(block, x1, x1 if x2 is None else x2, batch_size)
+
+
+_ntk_jit = jax.jit(_ntk, static_argnums=(0, 5, 6, 7, 8, 9))
 
 
 def empirical_nngp(f, params, x1, x2=None):
