@@ -1,0 +1,183 @@
+"""NTK convergence: finite-width NTKs on the unit circle against the limit (Jacot et al. 2018, Fig. 1).
+
+A depth L = 4 ReLU network (three hidden layers of width n and a scalar readout) in the NTK
+parameterization with bias scale β = 0.1. For widths n = 500 and 10000 (full size) and 10
+initialisations each we plot Θ(x0, x(γ)), x0 = (1, 0), x(γ) = (cos γ, sin γ) for γ in [-π, π],
+at initialisation and after 200 steps of full-batch gradient descent (learning rate 1.0) on the
+least-squares cost (1/2N) Σ (f(x_i) - f*(x_i))² with f*(x) = x1 x2, against the analytic
+infinite-width NTK. The wide networks' kernels hug the limit and barely move in training; the
+narrow ones scatter and move.
+
+Training set: the paper does not list its inputs; we use N = 4 points on the unit circle at
+angles drawn once (seed 0), the size of the training set of its Fig. 2.
+
+``run(size)`` computes the numbers (smoke: seconds; quick: under a minute on two CPU cores;
+full: the paper's sizes), resuming finished widths from ``out/ntk_convergence_<size>.npz``;
+``plot(result, out)`` draws ``ntk_convergence.png``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm import tqdm
+
+from .. import kernels, nets
+from ._common import check_size, new_figure, save_figure
+
+__all__ = ["CONFIGS", "DEPTH", "B_STD", "LEARNING_RATE", "N_TRAIN", "make_net", "training_set",
+           "gradient_descent", "run", "plot", "load"]
+
+DEPTH = 3  # hidden layers: L = 4 layers of weights in Jacot et al.'s counting
+B_STD = 0.1
+LEARNING_RATE = 1.0
+N_TRAIN = 4
+
+CONFIGS = {
+    "smoke": dict(widths=(32, 1024), n_inits=3, n_angles=25, steps=20),
+    "quick": dict(widths=(100, 2000), n_inits=10, n_angles=61, steps=200),
+    "full": dict(widths=(500, 10000), n_inits=10, n_angles=201, steps=200),
+}
+
+
+def make_net(width: int):
+    """The network of the figure: ``nets.mlp(width, 3, Relu, w_std=1, b_std=0.1)`` (NTK param.)."""
+    return nets.mlp(width, DEPTH, nets.Relu(), w_std=1.0, b_std=B_STD)
+
+
+def circle(angles) -> jnp.ndarray:
+    """Points (cos γ, sin γ) for angles γ (n,) -> (n, 2) float32."""
+    angles = np.asarray(angles, np.float64)
+    return jnp.asarray(np.stack([np.cos(angles), np.sin(angles)], -1), jnp.float32)
+
+
+def training_set(seed: int = 0):
+    """The N_TRAIN training inputs on the unit circle (N, 2) and targets f*(x) = x1 x2 (N, 1)."""
+    angles = np.random.default_rng(seed).uniform(-np.pi, np.pi, N_TRAIN)
+    x = circle(angles)
+    return x, x[:, :1] * x[:, 1:]
+
+
+@functools.partial(jax.jit, static_argnums=4)
+def _gd(net, params, x, y, steps, lr):
+    loss = lambda p: 0.5 * jnp.mean((net.apply(p, x) - y) ** 2)
+
+    def step(p, _):
+        value, grad = jax.value_and_grad(loss)(p)
+        return jax.tree.map(lambda a, g: a - lr * g, p, grad), value
+
+    params, losses = jax.lax.scan(step, params, None, length=steps)
+    return params, jnp.append(losses, loss(params))
+
+
+def gradient_descent(net, params, x, y, steps: int, lr: float = LEARNING_RATE):
+    """``steps`` steps of full-batch gradient descent on (1/2N) Σ (f(x_i) - y_i)².
+
+    Returns (trained params, losses (steps + 1,) before each step and after the last)."""
+    return _gd(net, params, x, y, steps, lr)
+
+
+def _one_width(width, cfg, key, x0, xs, x_train, y_train):
+    net = make_net(width)
+    ntk0, ntk_t, losses = [], [], []
+    for i in tqdm(range(cfg["n_inits"]), desc=f"width {width}", leave=False, unit="init"):
+        params = net.init(jax.random.fold_in(key, i), x_train.shape)
+        ntk0.append(np.asarray(kernels.empirical_ntk(net, params, x0, xs)[0]))
+        params, loss = gradient_descent(net, params, x_train, y_train, cfg["steps"])
+        ntk_t.append(np.asarray(kernels.empirical_ntk(net, params, x0, xs)[0]))
+        losses.append(np.asarray(loss))
+    return {"ntk0": np.stack(ntk0), "ntk_t": np.stack(ntk_t), "loss": np.stack(losses)}
+
+
+def run(size: str = "full", out: str | os.PathLike = "figures", *, seed: int = 0) -> dict:
+    """Compute the figure's kernels at ``size``; finished widths are saved to and resumed from
+    ``out/ntk_convergence_<size>.npz``.
+
+    Returns a dict: ``size``, ``config``, ``angles`` (A,), ``widths`` (W,), ``limit`` (A,) the
+    analytic NTK Θ∞(x0, x(γ)), ``ntk0`` and ``ntk_t`` (W, I, A) the empirical NTKs of I
+    initialisations at t = 0 and after training, ``loss`` (W, I, steps + 1), and the summaries
+    ``deviation`` (W, 2) = mean over inits of ||Θ - Θ∞|| / ||Θ∞|| at t = 0 and t = T, and
+    ``movement`` (W,) = mean of ||Θ_T - Θ_0|| / ||Θ_0|| (norms over the angles), ``data``.
+    """
+    cfg = CONFIGS[check_size(size)]
+    angles = np.linspace(-np.pi, np.pi, cfg["n_angles"])
+    x0, xs = circle([0.0]), circle(angles)
+    x_train, y_train = training_set(seed)
+    limit = np.asarray(kernels.analytic(make_net(1), x0, xs).ntk[0], np.float64)
+
+    os.makedirs(out, exist_ok=True)
+    data = os.path.join(os.fspath(out), f"ntk_convergence_{size}.npz")
+    done = {}
+    if os.path.exists(data):
+        with np.load(data) as f:
+            if np.array_equal(f["angles"], angles) and int(f["seed"]) == seed:
+                done = {int(w): {k: f[f"{k}_{int(w)}"] for k in ("ntk0", "ntk_t", "loss")}
+                        for w in f["widths"]}
+    key = jax.random.key(seed)
+    for width in cfg["widths"]:
+        if width not in done:
+            done[width] = _one_width(width, cfg, jax.random.fold_in(key, width), x0, xs,
+                                     x_train, y_train)
+            np.savez(data, angles=angles, seed=seed, widths=np.array(sorted(done)),
+                     **{f"{k}_{w}": v for w, r in done.items() for k, v in r.items()})
+    widths = list(cfg["widths"])
+    res = {name: np.stack([done[w][name] for w in widths]) for name in ("ntk0", "ntk_t", "loss")}
+    rel = lambda a, b: np.linalg.norm(a - b, axis=-1) / np.linalg.norm(b, axis=-1)
+    return {
+        "size": size, "config": dict(cfg), "angles": angles, "widths": widths, "limit": limit,
+        **res,
+        "deviation": np.stack([rel(res["ntk0"], limit).mean(1), rel(res["ntk_t"], limit).mean(1)],
+                              axis=-1),
+        "movement": rel(res["ntk_t"], res["ntk0"]).mean(1),
+        "x_train": np.asarray(x_train), "data": data,
+    }
+
+
+def load(path: str | os.PathLike, size: str) -> dict:
+    """Rebuild ``run``'s result from its saved file without computing anything new (every
+    width of ``CONFIGS[size]`` must be in the file)."""
+    folder = os.path.dirname(os.fspath(path)) or "."
+    with np.load(path) as f:
+        missing = set(CONFIGS[check_size(size)]["widths"]) - {int(w) for w in f["widths"]}
+        seed = int(f["seed"])
+    if missing:
+        raise ValueError(f"ntk_convergence.load: {path} lacks widths {sorted(missing)} of "
+                         f"size {size!r}.")
+    return run(size, folder, seed=seed)
+
+
+def plot(result: dict, out: str | os.PathLike = "figures") -> list[str]:
+    """Draw ``ntk_convergence.png``: one panel per width, the I initialisations' Θ(x0, x(γ))
+    at t = 0 (solid) and after training (dashed) against the analytic limit (black)."""
+    widths, angles = result["widths"], result["angles"]
+    fig, axes = new_figure(1, len(widths), panel=(4.6, 3.4), sharey=True)
+    steps = result["config"]["steps"]
+    for w, width in enumerate(widths):
+        ax = axes[0, w]
+        for i in range(result["ntk0"].shape[1]):
+            first = i == 0
+            ax.plot(angles, result["ntk0"][w, i], color="tab:blue", lw=0.9, alpha=0.6,
+                    label="t = 0" if first else None)
+            ax.plot(angles, result["ntk_t"][w, i], color="tab:orange", lw=0.9, ls="--",
+                    alpha=0.8, label=f"t = {steps} (GD, lr {LEARNING_RATE:g})" if first else None)
+        ax.plot(angles, result["limit"], color="k", lw=1.8, label="infinite width (analytic)")
+        for xt in result["x_train"]:
+            ax.axvline(np.arctan2(xt[1], xt[0]), color="0.6", lw=0.6, ls=":")
+        dev0, dev_t = result["deviation"][w]
+        ax.set_title(f"width n = {width}\n‖Θ−Θ∞‖/‖Θ∞‖: {dev0:.3f} (t=0), {dev_t:.3f} (t={steps});"
+                     f" moved {result['movement'][w]:.3f}", fontsize="small")
+        ax.set_xticks([-np.pi, -np.pi / 2, 0, np.pi / 2, np.pi], ["−π", "−π/2", "0", "π/2", "π"])
+        ax.set_xlim(-np.pi, np.pi)
+        ax.set_xlabel("angle γ")
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("NTK Θ(x0, x(γ))")
+    handles, names = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside lower center", ncols=3)
+    fig.suptitle(f"NTK of a depth-4 ReLU network (β = {B_STD}), "
+                 f"{result['ntk0'].shape[1]} initialisations per width, vs the limit "
+                 "(Jacot et al. 2018, Fig. 1); dotted: training inputs", fontsize="medium")
+    return [save_figure(fig, out, "ntk_convergence.png")]
