@@ -1,4 +1,13 @@
-"""Comparisons of finite-width runs with their infinite-width limits (deviations vs width,
-fitted exponents, trajectories). This subpackage is empty in 0.1.0; see the CHANGELOG."""
+"""Comparisons of finite-width runs with their infinite-width limits: deviations vs width and
+fitted power laws."""
 
-__all__: list[str] = []
+from ._convergence import (
+    KernelConvergence as KernelConvergence,
+    PowerLaw as PowerLaw,
+    fit_power_law as fit_power_law,
+    kernel_convergence as kernel_convergence,
+    plot_kernel_convergence as plot_kernel_convergence,
+)
+
+__all__ = ["KernelConvergence", "PowerLaw", "fit_power_law", "kernel_convergence",
+           "plot_kernel_convergence"]

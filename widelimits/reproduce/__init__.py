@@ -6,15 +6,21 @@
 ``python -m widelimits reproduce <id>`` runs one of them.
 """
 
-from . import kernel_gallery as kernel_gallery, ntk_convergence as ntk_convergence
+from . import (
+    kernel_gallery as kernel_gallery,
+    kernel_width_scaling as kernel_width_scaling,
+    ntk_convergence as ntk_convergence,
+)
 from ._common import SIZES as SIZES
 
 REGISTRY = {
     "kernel_gallery": kernel_gallery,
+    "kernel_width_scaling": kernel_width_scaling,
     "ntk_convergence": ntk_convergence,
 }
 
-__all__ = ["REGISTRY", "SIZES", "get", "kernel_gallery", "ntk_convergence"]
+__all__ = ["REGISTRY", "SIZES", "get", "kernel_gallery", "kernel_width_scaling",
+           "ntk_convergence"]
 
 
 def get(figure_id: str):
