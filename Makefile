@@ -33,6 +33,7 @@ test-all: lint $(STAMP)
 bench: $(STAMP)
 	bash ../shared/reference/ntref_env.sh $(NTREF)
 	$(PY) benchmarks/analytic_kernels.py --ntref $(NTREF)/bin/python
+	$(PY) benchmarks/empirical_ntk.py --ntref $(NTREF)/bin/python
 
 # Regenerate tests/reference/*.npz with neural-tangents (not needed by `make test`).
 golden:
