@@ -29,11 +29,9 @@ them, structured derivatives run and agree with the other two implementations to
 round-off. Nothing else in neural-tangents is changed.
 """
 
-import json
 import os
 import sys
 import time
-import traceback
 import warnings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -57,9 +55,9 @@ from neural_tangents import stax  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _bench_nets import cnn_apply  # noqa: E402
+from _jsonlines import serve  # noqa: E402
 
 CASES = {}
-REPLY = sys.stdout
 
 
 def build(msg, arrays):
@@ -111,24 +109,10 @@ def finish(msg):
     return {"done": True}
 
 
-def reply(obj):
-    REPLY.write(json.dumps(obj) + "\n")
-    REPLY.flush()
-
-
 def main():
-    sys.stdout = sys.stderr  # keep the reply channel clean of library prints
-    reply({"ready": True, "jax": jax.__version__, "backend": jax.default_backend(),
+    serve({"setup": setup, "time": time_calls, "finish": finish},
+          {"ready": True, "jax": jax.__version__, "backend": jax.default_backend(),
            "neural_tangents": getattr(nt, "__version__", "?"), "shims": SHIMS})
-    handlers = {"setup": setup, "time": time_calls, "finish": finish}
-    for line in sys.stdin:
-        if not line.strip():
-            continue
-        try:
-            msg = json.loads(line)
-            reply(handlers[msg["cmd"]](msg))
-        except Exception as e:  # report to the driver instead of dying mid-protocol
-            reply({"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()})
 
 
 if __name__ == "__main__":

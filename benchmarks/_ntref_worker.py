@@ -17,11 +17,8 @@ timed calls can be interleaved (fair under a fluctuating machine load):
 Errors come back as ``{"error": "..."}``. Any other stdout line (none expected) is not JSON.
 """
 
-import json
 import os
-import sys
 import time
-import traceback
 import warnings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -33,6 +30,7 @@ import numpy as np  # noqa: E402
 jax.config.update("jax_enable_x64", False)
 
 import neural_tangents as nt  # noqa: E402
+from _jsonlines import serve  # noqa: E402
 from neural_tangents import stax  # noqa: E402
 
 ACTIVATIONS = {"relu": stax.Relu, "erf": stax.Erf}
@@ -77,23 +75,10 @@ def finish(msg):
     return {"done": True}
 
 
-def reply(obj):
-    sys.stdout.write(json.dumps(obj) + "\n")
-    sys.stdout.flush()
-
-
 def main():
-    reply({"ready": True, "jax": jax.__version__, "backend": jax.default_backend(),
+    serve({"setup": setup, "time": time_calls, "finish": finish},
+          {"ready": True, "jax": jax.__version__, "backend": jax.default_backend(),
            "neural_tangents": getattr(nt, "__version__", "?")})
-    handlers = {"setup": setup, "time": time_calls, "finish": finish}
-    for line in sys.stdin:
-        if not line.strip():
-            continue
-        try:
-            msg = json.loads(line)
-            reply(handlers[msg["cmd"]](msg))
-        except Exception as e:  # report to the driver instead of dying mid-protocol
-            reply({"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()})
 
 
 if __name__ == "__main__":

@@ -40,6 +40,8 @@ import numpy as np
 
 jax.config.update("jax_enable_x64", False)
 
+from _jsonlines import Worker  # noqa: E402
+
 from widelimits import kernels, nets  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -84,40 +86,11 @@ class Ours:
         del self.fn, self.x, self.out
 
 
-class NTWorker:
+class NTWorker(Worker):
     """neural-tangents side: ``_ntref_worker.py`` in the reference venv, one JSON line each way."""
 
     def __init__(self, python, log_path):
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", JAX_ENABLE_X64="0")
-        self.log_path = log_path
-        self.log = open(log_path, "w")  # closed in close()
-        self.proc = subprocess.Popen([python, str(WORKER)], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=self.log, text=True, env=env)
-        self.info = self._read()
-
-    def _read(self):
-        while True:
-            line = self.proc.stdout.readline()
-            if not line:
-                try:
-                    code = self.proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    code = "still running"
-                self.log.flush()
-                tail = Path(self.log_path).read_text()[-3000:]
-                raise RuntimeError(f"the neural-tangents worker stopped answering (exit code "
-                                   f"{code}); its stderr ends with:\n{tail}")
-            if line.startswith("{"):
-                msg = json.loads(line)
-                if "error" in msg:
-                    raise RuntimeError(f"neural-tangents worker: {msg['error']}\n"
-                                       f"{msg.get('traceback', '')}")
-                return msg
-
-    def request(self, **msg):
-        self.proc.stdin.write(json.dumps(msg) + "\n")
-        self.proc.stdin.flush()
-        return self._read()
+        super().__init__(python, WORKER, log_path)
 
     def setup(self, case, x_path):
         return self.request(cmd="setup", name=case["name"], activation=case["activation"],
@@ -129,15 +102,6 @@ class NTWorker:
 
     def finish(self, name, prefix):
         self.request(cmd="finish", name=name, out=str(prefix))
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.stdin.close()
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        self.log.close()
 
 
 def library_revision():

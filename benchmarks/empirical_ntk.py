@@ -56,6 +56,7 @@ import flax.linen as nn  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _bench_nets import cnn_apply  # noqa: E402
+from _jsonlines import Worker  # noqa: E402
 from analytic_kernels import BUILD_HINT, DEFAULT_NTREF, library_revision, ntref_problem  # noqa: E402
 
 from widelimits import kernels, nets  # noqa: E402
@@ -143,49 +144,6 @@ class Ours:
         return self.out
 
 
-class NTWorker:
-    """``_ntref_empirical_worker.py`` in the reference venv, one JSON line each way."""
-
-    def __init__(self, python, log_path):
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", JAX_ENABLE_X64="0")
-        self.log_path = log_path
-        self.log = open(log_path, "w")  # closed in close()
-        self.proc = subprocess.Popen([python, str(WORKER)], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=self.log, text=True, env=env)
-        self.info = self.read()
-
-    def read(self):
-        line = self.proc.stdout.readline()
-        if not line:
-            try:
-                code = self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                code = "still running"
-            self.log.flush()
-            tail = Path(self.log_path).read_text()[-3000:]
-            raise RuntimeError(f"the neural-tangents worker stopped answering (exit code {code}); "
-                               f"its stderr ends with:\n{tail}")
-        return json.loads(line)
-
-    def request(self, **msg):
-        self.proc.stdin.write(json.dumps(msg) + "\n")
-        self.proc.stdin.flush()
-        reply = self.read()
-        if "error" in reply and msg["cmd"] != "setup":  # a failed setup is reported, not fatal
-            raise RuntimeError(f"neural-tangents worker: {reply['error']}\n"
-                               f"{reply.get('traceback', '')}")
-        return reply
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.stdin.close()
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        self.log.close()
-
-
 class Theirs:
     """One NT implementation of a case, in the worker."""
 
@@ -194,7 +152,7 @@ class Theirs:
         self.msg = dict(cmd="setup", name=name, impl=impl, case=str(case_path), **fields)
 
     def setup(self):
-        return self.worker.request(**self.msg)
+        return self.worker.request(allow_error=True, **self.msg)  # a failed setup is reported
 
     def time(self, calls):
         return self.worker.request(cmd="time", name=self.name, calls=calls)["times_s"]
@@ -381,7 +339,7 @@ def main(argv=None):
         tmp = Path(tmp)
         if not problem:
             try:
-                worker = NTWorker(args.ntref, tmp / "ntref_empirical_worker.log")
+                worker = Worker(args.ntref, WORKER, tmp / "ntref_empirical_worker.log")
                 nt_info = worker.info
                 print(f"neural-tangents {nt_info['neural_tangents']}: jax {nt_info['jax']}, "
                       f"backend {nt_info['backend']}, shims: {', '.join(nt_info['shims']) or '-'}.",
