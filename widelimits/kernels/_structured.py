@@ -36,8 +36,9 @@ def supports_structured(net) -> bool:
 
 
 def _forward(layer, params, x, probes, taps):
-    """``layer.apply(params, x)`` with ``probes.pop(0)`` added to each Dense output and each Dense
-    input appended to ``taps`` (the combinators below mirror their ``apply``)."""
+    """``layer.apply(params, x)`` with ``probes[i]`` added to the output of the i-th Dense layer
+    and ``(layer, input, output)`` of each appended to ``taps`` (the combinators below mirror
+    their ``apply``)."""
     if isinstance(layer, nets.Dense):
         z = layer.apply(params, x)
         taps.append((layer, x, z))

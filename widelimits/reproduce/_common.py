@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-__all__ = ["SIZES", "DPI", "check_size", "new_figure", "save_figure"]
+__all__ = ["SIZES", "DPI", "angle_axis", "check_size", "circle", "new_figure", "save_figure"]
 
 SIZES = ("full", "quick", "smoke")
 DPI = 120
@@ -43,3 +44,16 @@ def save_figure(fig, out: str | os.PathLike, name: str) -> str:
     path = os.path.join(os.fspath(out), name)
     fig.savefig(path, dpi=DPI)
     return path
+
+
+def circle(angles) -> np.ndarray:
+    """Points x(γ) = (cos γ, sin γ) on the unit circle for angles γ (n,) -> float32 (n, 2)."""
+    angles = np.asarray(angles, dtype=np.float64)
+    return np.stack([np.cos(angles), np.sin(angles)], axis=-1).astype(np.float32)
+
+
+def angle_axis(ax):
+    """An x axis for angles γ in [-π, π], ticked at multiples of π/2, with a light grid."""
+    ax.set_xticks([-np.pi, -np.pi / 2, 0, np.pi / 2, np.pi], ["−π", "−π/2", "0", "π/2", "π"])
+    ax.set_xlim(-np.pi, np.pi)
+    ax.grid(alpha=0.3)

@@ -30,7 +30,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .. import kernels, nets
-from ._common import check_size, new_figure, save_figure
+from ._common import angle_axis, check_size, circle, new_figure, save_figure
 
 __all__ = [
     "ACTIVATIONS", "CONFIGS", "B_STD", "W_STD", "circle", "circle_kernels",
@@ -71,12 +71,6 @@ CONFIGS = {
         n_networks=2048, out_width=128, chunk=32,
     ),
 }
-
-
-def circle(angles) -> np.ndarray:
-    """Points x(γ) = (cos γ, sin γ) on the unit circle for angles γ (n,) -> float32 (n, 2)."""
-    angles = np.asarray(angles, dtype=np.float64)
-    return np.stack([np.cos(angles), np.sin(angles)], axis=-1).astype(np.float32)
 
 
 def circle_kernels(activation, depths, angles, *, w_std=W_STD, b_std=B_STD) -> dict:
@@ -254,15 +248,6 @@ def load(path: str | os.PathLike) -> dict:
             "data": os.fspath(path)}
 
 
-_PI_TICKS = ([-np.pi, -np.pi / 2, 0, np.pi / 2, np.pi], ["−π", "−π/2", "0", "π/2", "π"])
-
-
-def _angle_axis(ax):
-    ax.set_xticks(*_PI_TICKS)
-    ax.set_xlim(-np.pi, np.pi)
-    ax.grid(alpha=0.3)
-
-
 def _viridis(t):
     from matplotlib import colormaps
 
@@ -279,7 +264,7 @@ def _plot_circle(circ, out):
             for d, depth in enumerate(depths):
                 ax.plot(circ["angles"], circ[kind][a, d] / circ[kind + "0"][a, d],
                         color=colors[d], lw=1.6, label=f"L = {depth}")
-            _angle_axis(ax)
+            angle_axis(ax)
             ax.axhline(0, color="k", lw=0.6)
             if r == 0:
                 ax.set_title(label)
@@ -320,7 +305,7 @@ def _plot_finite(fin, out):
         bottom.set_title("empirical − analytic; max |z| = " + ", ".join(zmax), fontsize="small")
         bottom.set_xlabel("angle γ")
         for ax in (top, bottom):
-            _angle_axis(ax)
+            angle_axis(ax)
         if a == 0:
             top.set_ylabel("Cov[f(x(0)), f(x(γ))]")
             bottom.set_ylabel("empirical − analytic")

@@ -27,7 +27,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .. import kernels, nets
-from ._common import check_size, new_figure, save_figure
+from ._common import angle_axis, check_size, circle, new_figure, save_figure
 
 __all__ = ["CONFIGS", "DEPTH", "B_STD", "LEARNING_RATE", "N_TRAIN", "make_net", "training_set",
            "gradient_descent", "run", "plot", "load"]
@@ -47,12 +47,6 @@ CONFIGS = {
 def make_net(width: int):
     """The network of the figure: ``nets.mlp(width, 3, Relu, w_std=1, b_std=0.1)`` (NTK param.)."""
     return nets.mlp(width, DEPTH, nets.Relu(), w_std=1.0, b_std=B_STD)
-
-
-def circle(angles) -> jnp.ndarray:
-    """Points (cos γ, sin γ) for angles γ (n,) -> (n, 2) float32."""
-    angles = np.asarray(angles, np.float64)
-    return jnp.asarray(np.stack([np.cos(angles), np.sin(angles)], -1), jnp.float32)
 
 
 def training_set(seed: int = 0):
@@ -170,10 +164,8 @@ def plot(result: dict, out: str | os.PathLike = "figures") -> list[str]:
         dev0, dev_t = result["deviation"][w]
         ax.set_title(f"width n = {width}\n‖Θ−Θ∞‖/‖Θ∞‖: {dev0:.3f} (t=0), {dev_t:.3f} (t={steps});"
                      f" moved {result['movement'][w]:.3f}", fontsize="small")
-        ax.set_xticks([-np.pi, -np.pi / 2, 0, np.pi / 2, np.pi], ["−π", "−π/2", "0", "π/2", "π"])
-        ax.set_xlim(-np.pi, np.pi)
+        angle_axis(ax)
         ax.set_xlabel("angle γ")
-        ax.grid(alpha=0.3)
     axes[0, 0].set_ylabel("NTK Θ(x0, x(γ))")
     handles, names = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, names, loc="outside lower center", ncols=3)
