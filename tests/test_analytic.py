@@ -133,8 +133,18 @@ ALL_ACTIVATIONS = [
 ]
 
 
-@pytest.mark.parametrize("act", ALL_ACTIVATIONS, ids=repr)
-@pytest.mark.parametrize("param", ["ntk", "standard"])
+def _symmetry_cases():
+    # Every activation once in the default suite, the four (parameterization, dtype) pairs taken
+    # in turn; the full product runs under `make test-all` (marked slow).
+    combos = [(p, d) for p in ("ntk", "standard") for d in (jnp.float32, jnp.float64)]
+    for i, act in enumerate(ALL_ACTIVATIONS):
+        for j, (param, dtype) in enumerate(combos):
+            marks = () if j == i % len(combos) else (pytest.mark.slow,)
+            yield pytest.param(act, param, dtype, marks=marks,
+                               id=f"{np.dtype(dtype).name}-{param}-{act!r}")
+
+
+@pytest.mark.parametrize("act, param, dtype", list(_symmetry_cases()))
 def test_x2_none_is_symmetric_to_round_off(act, param, dtype):
     # x2=None gives K == K.T up to an ulp or two of round-off (XLA's vectorised and scalar loops
     # may differ), for the scanned MLP, a residual + LayerNorm net and a parallel sum (n = 23 is
