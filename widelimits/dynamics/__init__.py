@@ -2,3 +2,33 @@
 simulation of finite networks. This subpackage is empty in 0.1.0; see the CHANGELOG."""
 
 __all__: list[str] = []
+
+# Kernel-limit training dynamics: closed forms, infinite ensembles, function-space flow.
+from ._ensemble import (  # noqa: E402
+    EnsemblePredictor as EnsemblePredictor,
+    Gaussian as Gaussian,
+    gp_inference as gp_inference,
+    gradient_descent_mse_ensemble as gradient_descent_mse_ensemble,
+)
+from ._function_space import gradient_flow as gradient_flow  # noqa: E402
+from ._gradient_flow import (  # noqa: E402
+    MSEPredictor as MSEPredictor,
+    gradient_descent_mse as gradient_descent_mse,
+    max_learning_rate as max_learning_rate,
+)
+from ._losses import cross_entropy as cross_entropy, mse as mse  # noqa: E402
+
+__all__ += ["EnsemblePredictor", "Gaussian", "MSEPredictor", "cross_entropy", "gp_inference",
+            "gradient_descent_mse", "gradient_descent_mse_ensemble", "gradient_flow",
+            "max_learning_rate", "mse"]
+
+# Finite networks: linearised / quadratic models and compiled (ensemble) training.
+from ._taylor import (  # noqa: E402
+    Linearized as Linearized,
+    Quadratic as Quadratic,
+    linearize as linearize,
+    quadratic as quadratic,
+)
+from ._train import TrainResult as TrainResult, train as train  # noqa: E402
+
+__all__ += ["Linearized", "Quadratic", "TrainResult", "linearize", "quadratic", "train"]
