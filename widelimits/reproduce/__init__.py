@@ -7,24 +7,28 @@
 """
 
 from . import (
+    criticality_vertex as criticality_vertex,
     edge_of_chaos as edge_of_chaos,
     kernel_gallery as kernel_gallery,
     kernel_width_scaling as kernel_width_scaling,
     ntk_convergence as ntk_convergence,
+    output_kurtosis as output_kurtosis,
     sparse_activations as sparse_activations,
 )
 from ._common import SIZES as SIZES
 
 REGISTRY = {
+    "criticality_vertex": criticality_vertex,
     "edge_of_chaos": edge_of_chaos,
     "kernel_gallery": kernel_gallery,
     "kernel_width_scaling": kernel_width_scaling,
     "ntk_convergence": ntk_convergence,
+    "output_kurtosis": output_kurtosis,
     "sparse_activations": sparse_activations,
 }
 
-__all__ = ["REGISTRY", "SIZES", "edge_of_chaos", "get", "kernel_gallery", "kernel_width_scaling",
-           "ntk_convergence", "sparse_activations"]
+__all__ = ["REGISTRY", "SIZES", "criticality_vertex", "edge_of_chaos", "get", "kernel_gallery",
+           "kernel_width_scaling", "ntk_convergence", "output_kurtosis", "sparse_activations"]
 
 
 def get(figure_id: str):

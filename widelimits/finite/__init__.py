@@ -1,0 +1,43 @@
+"""Finite-width corrections: the output distribution of random networks at finite width.
+
+Exact one-hidden-layer cumulants and Edgeworth densities (Antognini 2019), the deep four-point
+vertex recursion (Roberts, Yaida & Hanin 2022, ch. 4-5) and large Monte Carlo ensembles of
+networks to check them.
+"""
+
+from ._ensembles import (
+    METHODS as METHODS,
+    KurtosisEstimate as KurtosisEstimate,
+    ProportionalFit as ProportionalFit,
+    fit_proportional as fit_proportional,
+    one_layer_samples as one_layer_samples,
+    output_samples as output_samples,
+    sample_kurtosis as sample_kurtosis,
+)
+from ._kurtosis import (
+    READOUTS as READOUTS,
+    OneLayerCumulants as OneLayerCumulants,
+    activation_moments as activation_moments,
+    edgeworth_cdf as edgeworth_cdf,
+    edgeworth_pdf as edgeworth_pdf,
+    hermite_he as hermite_he,
+    net_output_cumulants as net_output_cumulants,
+    one_layer_cumulants as one_layer_cumulants,
+    readout_moments as readout_moments,
+)
+from ._vertex import (
+    VertexRecursion as VertexRecursion,
+    chi_parallel as chi_parallel,
+    chi_perpendicular as chi_perpendicular,
+    net_vertex as net_vertex,
+    relu_exact_kurtosis as relu_exact_kurtosis,
+    vertex_recursion as vertex_recursion,
+)
+
+__all__ = [
+    "METHODS", "READOUTS", "KurtosisEstimate", "OneLayerCumulants", "ProportionalFit",
+    "VertexRecursion", "activation_moments", "chi_parallel", "chi_perpendicular", "edgeworth_cdf",
+    "edgeworth_pdf", "fit_proportional", "hermite_he", "net_output_cumulants", "net_vertex",
+    "one_layer_cumulants", "one_layer_samples", "output_samples", "readout_moments",
+    "relu_exact_kurtosis", "sample_kurtosis", "vertex_recursion",
+]
