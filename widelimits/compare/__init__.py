@@ -8,6 +8,12 @@ from ._convergence import (
     kernel_convergence as kernel_convergence,
     plot_kernel_convergence as plot_kernel_convergence,
 )
+from ._trajectories import (
+    Trajectories as Trajectories,
+    plot_trajectories as plot_trajectories,
+    trajectories as trajectories,
+)
 
 __all__ = ["KernelConvergence", "PowerLaw", "fit_power_law", "kernel_convergence",
            "plot_kernel_convergence"]
+__all__ += ["Trajectories", "plot_trajectories", "trajectories"]

@@ -11,7 +11,9 @@ from . import (
     edge_of_chaos as edge_of_chaos,
     kernel_gallery as kernel_gallery,
     kernel_width_scaling as kernel_width_scaling,
+    linearized_training as linearized_training,
     ntk_convergence as ntk_convergence,
+    ntk_function_dynamics as ntk_function_dynamics,
     output_kurtosis as output_kurtosis,
     sparse_activations as sparse_activations,
 )
@@ -22,13 +24,16 @@ REGISTRY = {
     "edge_of_chaos": edge_of_chaos,
     "kernel_gallery": kernel_gallery,
     "kernel_width_scaling": kernel_width_scaling,
+    "linearized_training": linearized_training,
     "ntk_convergence": ntk_convergence,
+    "ntk_function_dynamics": ntk_function_dynamics,
     "output_kurtosis": output_kurtosis,
     "sparse_activations": sparse_activations,
 }
 
 __all__ = ["REGISTRY", "SIZES", "criticality_vertex", "edge_of_chaos", "get", "kernel_gallery",
-           "kernel_width_scaling", "ntk_convergence", "output_kurtosis", "sparse_activations"]
+           "kernel_width_scaling", "linearized_training", "ntk_convergence",
+           "ntk_function_dynamics", "output_kurtosis", "sparse_activations"]
 
 
 def get(figure_id: str):
