@@ -32,3 +32,14 @@ from ._taylor import (  # noqa: E402
 from ._train import TrainResult as TrainResult, train as train  # noqa: E402
 
 __all__ += ["Linearized", "Quadratic", "TrainResult", "linearize", "quadratic", "train"]
+
+# Solvable toy model of the catapult mechanism (Lewkowycz et al. 2020).
+from ._toy_models import (  # noqa: E402
+    uv_apply as uv_apply,
+    uv_init as uv_init,
+    uv_ntk as uv_ntk,
+    uv_reduced_dynamics as uv_reduced_dynamics,
+)
+
+__all__ += ["uv_apply", "uv_init", "uv_ntk", "uv_reduced_dynamics"]
+

@@ -7,10 +7,12 @@
 """
 
 from . import (
+    catapult as catapult,
     criticality_vertex as criticality_vertex,
     edge_of_chaos as edge_of_chaos,
     kernel_gallery as kernel_gallery,
     kernel_width_scaling as kernel_width_scaling,
+    lazy_vs_rich as lazy_vs_rich,
     linearized_training as linearized_training,
     ntk_convergence as ntk_convergence,
     ntk_function_dynamics as ntk_function_dynamics,
@@ -20,10 +22,12 @@ from . import (
 from ._common import SIZES as SIZES
 
 REGISTRY = {
+    "catapult": catapult,
     "criticality_vertex": criticality_vertex,
     "edge_of_chaos": edge_of_chaos,
     "kernel_gallery": kernel_gallery,
     "kernel_width_scaling": kernel_width_scaling,
+    "lazy_vs_rich": lazy_vs_rich,
     "linearized_training": linearized_training,
     "ntk_convergence": ntk_convergence,
     "ntk_function_dynamics": ntk_function_dynamics,
@@ -31,9 +35,9 @@ REGISTRY = {
     "sparse_activations": sparse_activations,
 }
 
-__all__ = ["REGISTRY", "SIZES", "criticality_vertex", "edge_of_chaos", "get", "kernel_gallery",
-           "kernel_width_scaling", "linearized_training", "ntk_convergence",
-           "ntk_function_dynamics", "output_kurtosis", "sparse_activations"]
+__all__ = ["REGISTRY", "SIZES", "catapult", "criticality_vertex", "edge_of_chaos", "get",
+           "kernel_gallery", "kernel_width_scaling", "lazy_vs_rich", "linearized_training",
+           "ntk_convergence", "ntk_function_dynamics", "output_kurtosis", "sparse_activations"]
 
 
 def get(figure_id: str):
