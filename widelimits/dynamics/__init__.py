@@ -43,3 +43,11 @@ from ._toy_models import (  # noqa: E402
 
 __all__ += ["uv_apply", "uv_init", "uv_ntk", "uv_reduced_dynamics"]
 
+# Feature-learning (mean-field / muP) limit: dynamical mean field theory.
+from ._dmft import (  # noqa: E402
+    DMFTResult as DMFTResult,
+    dmft as dmft,
+    estimate_memory as dmft_memory,
+)
+
+__all__ += ["DMFTResult", "dmft", "dmft_memory"]
