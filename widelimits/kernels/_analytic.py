@@ -35,6 +35,7 @@ class _State:
     # "pair": q11 (n1, 1), q22 (1, n2); "symmetric": x2 = x1, q22 = q11.T (computed once);
     # "diag": the pairs (x_i, x_i), q11 = q12 = q22 of shape (n,) (one dual evaluation).
     mode: str = "pair"
+    raw: bool = False  # the network input itself (fixed fan-in d), before any Dense layer
 
     def replace(self, **kw):
         return dataclasses.replace(self, **kw)
@@ -48,6 +49,14 @@ def _where(path, layer):
 
 
 def _dense(layer, s, path):
+    if s.raw and layer.weights in ("low_rank", "sparse"):
+        raise ValueError(
+            f"kernels.analytic: Dense(width={layer.width}, weights={layer.weights!r}) at "
+            f"{path or 'the top level'} acts on the network input, whose fan-in d "
+            "stays fixed at infinite width; with that ensemble its output is not "
+            "Gaussian there and the Gaussian-weight kernel would be wrong. Use "
+            "weights='gaussian' or 'orthogonal' for the first layer (low-rank and sparse "
+            "ensembles share the Gaussian NNGP only in layers whose fan-in grows).")
     w2 = layer.w_std**2
     b2 = 0.0 if layer.b_std is None else layer.b_std**2
     out = s.map(lambda q: w2 * q + b2)
@@ -55,7 +64,7 @@ def _dense(layer, s, path):
         t12 = w2 * s.t12 + out.q12
     else:  # Sohl-Dickstein et al. 2020: trained W ~ N(0, w^2/n_in) contributes n_in * K_in.
         t12 = s.features * s.q12 + w2 * s.t12 + (0.0 if layer.b_std is None else 1.0)
-    return out.replace(t12=t12, gaussian=True, features=layer.width)
+    return out.replace(t12=t12, gaussian=True, features=layer.width, raw=False)
 
 
 def _require_gaussian(layer, s, path, what):
@@ -228,11 +237,12 @@ def _kernel_pair(net, x1, x2):
     if x2 is None:
         i = jnp.arange(x1.shape[0])
         q12 = (x1 @ x1.T / d).at[i, i].set(sq1)  # identical inputs: c = 1 exactly
-        s = _State(sq1[:, None], q12, sq1[None, :], jnp.zeros_like(q12), False, d, "symmetric")
+        s = _State(sq1[:, None], q12, sq1[None, :], jnp.zeros_like(q12), False, d, "symmetric",
+                   raw=True)
     else:
         sq2 = jnp.sum(x2 * x2, axis=-1) / d
         q12 = x1 @ x2.T / d
-        s = _State(sq1[:, None], q12, sq2[None, :], jnp.zeros_like(q12), False, d)
+        s = _State(sq1[:, None], q12, sq2[None, :], jnp.zeros_like(q12), False, d, raw=True)
     return _propagate(net, s)
 
 
@@ -240,7 +250,7 @@ def _kernel_diag(net, x):
     """NNGP/NTK of the pairs (x[i], x[i]) -> ((n,), (n,))."""
     d = x.shape[-1]
     q = jnp.sum(x * x, axis=-1) / d
-    s = _propagate(net, _State(q, q, q, jnp.zeros_like(q), False, d, "diag"))
+    s = _propagate(net, _State(q, q, q, jnp.zeros_like(q), False, d, "diag", raw=True))
     return s.q12, s.t12
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from . import _weights
 from ._spec import Layer, check_nonnegative, check_positive_int, spec, static
 
 __all__ = ["Dense", "LayerNorm", "PARAMETERIZATIONS", "WEIGHT_ENSEMBLES"]
 
 PARAMETERIZATIONS = ("ntk", "standard")
-WEIGHT_ENSEMBLES = ("gaussian", "orthogonal")
+WEIGHT_ENSEMBLES = ("gaussian", "orthogonal", "low_rank", "sparse")
 
 
 def _in_features(owner, input_shape):
@@ -30,12 +31,39 @@ class Dense(Layer):
     ``W, b ~ N(0, 1)`` the trained parameters. ``"standard"``: ``W ~ N(0, w_std^2/n_in)``,
     ``b ~ N(0, b_std^2)`` trained directly (Sohl-Dickstein et al. 2020). ``b_std=None``: no bias;
     ``b_std=0.0``: a bias initialised at zero (it still contributes to the standard NTK).
-    ``weights="orthogonal"``: ``W`` is a scaled Haar-orthogonal matrix with ``E W_ij^2`` equal to
-    the Gaussian case (same NNGP at infinite width).
+
+    Weight ensembles (``weights``, static), each with ``E W_ij = 0``, ``E W_ij^2 = 1`` (times
+    ``w_std^2 / n_in`` after scaling), uncorrelated entries and exchangeable output units:
+
+    - ``"gaussian"`` (default): iid N(0, 1).
+    - ``"orthogonal"``: ``sqrt(max(n_in, width))`` times a Haar matrix with orthonormal rows or
+      columns.
+    - ``"low_rank"``: ``W = P C`` with ``P`` (n_in, r) a Haar-random orthonormal basis and ``C``
+      (r, width) iid N(0, n_in / r). ``rank`` (static) is an int r >= 1, capped at
+      ``min(n_in, width)``, or a float in (0, 1]: the fraction ``max(1, round(rank * min(n_in,
+      width)))``. A fraction keeps the rank proportional to the width as it grows.
+    - ``"sparse"``: structured sparse; each output unit sees exactly
+      ``K = max(1, round(density * n_in))`` inputs chosen uniformly at random, with iid
+      N(0, n_in / K) weights. ``density`` (static) in (0, 1].
+
+    Nait Saada, Naderi & Tanner 2024 ("Beyond IID weights") prove that these ensembles give the
+    Gaussian NNGP as the fan-in of the layer grows (for "low_rank" and "sparse" the rank and
+    the nonzeros per unit must grow too: use fractions). ``kernels.analytic`` therefore ignores
+    ``weights``; it is exact only if the first layer, whose fan-in is the fixed input dimension,
+    is Gaussian (or orthogonal, which becomes Gaussian as its width grows): a first layer with
+    ``low_rank`` or ``sparse`` weights on d inputs has a non-Gaussian limit. Likewise a
+    ``low_rank`` readout of k outputs has rank <= k; for k = 1 it is ``c u`` with a single
+    Gaussian scale c, so its output is not Gaussian and the empirical NTK does not concentrate
+    (it carries a factor ``c² / n_in ~ χ²_1``), although ``E[f f^T]`` is still the NNGP. The
+    NTK at initialisation of hidden ``orthogonal``/``low_rank``/``sparse`` layers is checked
+    by Monte Carlo to approach the Gaussian one (``reproduce.beyond_iid``). The ensemble shapes
+    the initialisation only: the trained parameter is the full matrix ``W`` (no mask or factors
+    are kept), so gradients and the empirical NTK treat every entry as free.
 
     Attributes:
       width: output features (static).
       w_std, b_std: weight and bias standard deviations (array leaves, differentiable).
+      weights, rank, density: the weight ensemble and its parameter (static).
     """
 
     width: int = static()
@@ -43,6 +71,8 @@ class Dense(Layer):
     b_std: float | None = 0.0
     parameterization: str = static("ntk")
     weights: str = static("gaussian")
+    rank: int | float | None = static(None)
+    density: float | None = static(None)
 
     def __post_init__(self):
         check_positive_int("Dense", "width", self.width)
@@ -54,6 +84,17 @@ class Dense(Layer):
         if self.weights not in WEIGHT_ENSEMBLES:
             raise ValueError(f"Dense: weights must be one of {WEIGHT_ENSEMBLES}, "
                              f"got {self.weights!r}.")
+        for name, kind in (("rank", "low_rank"), ("density", "sparse")):
+            value = getattr(self, name)
+            if value is None and self.weights == kind:
+                raise ValueError(f"Dense: weights={kind!r} needs {name}=..., got {name}=None.")
+            if value is not None and self.weights != kind:
+                raise ValueError(f"Dense: {name}={value!r} applies only to weights={kind!r}, "
+                                 f"got weights={self.weights!r}.")
+        if self.rank is not None:
+            _weights.check_rank("Dense", self.rank)
+        if self.density is not None:
+            _weights.check_density("Dense", self.density)
 
     def out_features(self, in_features):
         return self.width
@@ -63,10 +104,13 @@ class Dense(Layer):
         dtype = dtype or jnp.result_type(float)
         kw, kb = jax.random.split(key)
         if self.weights == "orthogonal":
-            big = max(n_in, self.width)
-            w = jax.nn.initializers.orthogonal(scale=big**0.5)(kw, (n_in, self.width), dtype)
+            w = _weights.orthogonal(kw, n_in, self.width, dtype)
+        elif self.weights == "low_rank":
+            w = _weights.low_rank(kw, n_in, self.width, self.rank, dtype)
+        elif self.weights == "sparse":
+            w = _weights.sparse(kw, n_in, self.width, self.density, dtype)
         else:
-            w = jax.random.normal(kw, (n_in, self.width), dtype)
+            w = _weights.gaussian(kw, n_in, self.width, dtype)
         params = {"W": w}
         if self.b_std is not None:
             params["b"] = jax.random.normal(kb, (self.width,), dtype)

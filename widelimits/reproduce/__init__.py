@@ -7,6 +7,7 @@
 """
 
 from . import (
+    beyond_iid as beyond_iid,
     catapult as catapult,
     criticality_vertex as criticality_vertex,
     edge_of_chaos as edge_of_chaos,
@@ -17,11 +18,13 @@ from . import (
     ntk_convergence as ntk_convergence,
     ntk_function_dynamics as ntk_function_dynamics,
     output_kurtosis as output_kurtosis,
+    resnet_depth_limit as resnet_depth_limit,
     sparse_activations as sparse_activations,
 )
 from ._common import SIZES as SIZES
 
 REGISTRY = {
+    "beyond_iid": beyond_iid,
     "catapult": catapult,
     "criticality_vertex": criticality_vertex,
     "edge_of_chaos": edge_of_chaos,
@@ -32,12 +35,14 @@ REGISTRY = {
     "ntk_convergence": ntk_convergence,
     "ntk_function_dynamics": ntk_function_dynamics,
     "output_kurtosis": output_kurtosis,
+    "resnet_depth_limit": resnet_depth_limit,
     "sparse_activations": sparse_activations,
 }
 
-__all__ = ["REGISTRY", "SIZES", "catapult", "criticality_vertex", "edge_of_chaos", "get",
-           "kernel_gallery", "kernel_width_scaling", "lazy_vs_rich", "linearized_training",
-           "ntk_convergence", "ntk_function_dynamics", "output_kurtosis", "sparse_activations"]
+__all__ = ["REGISTRY", "SIZES", "beyond_iid", "catapult", "criticality_vertex", "edge_of_chaos",
+           "get", "kernel_gallery", "kernel_width_scaling", "lazy_vs_rich", "linearized_training",
+           "ntk_convergence", "ntk_function_dynamics", "output_kurtosis", "resnet_depth_limit",
+           "sparse_activations"]
 
 
 def get(figure_id: str):
