@@ -53,54 +53,53 @@ def bench_ensemble(n_models: int = 64, width: int = 512, steps: int = 1000, dept
     losses of the compiled runs vs the loop)."""
     if quick:
         steps = min(steps, 100)
-    if True:  # float32 throughout, whatever jax_enable_x64 says
-        x, y = _data()
-        net = nets.mlp(width, depth, nets.Relu())
-        opt = optax.sgd(learning_rate)
-        keys = jax.random.split(jax.random.PRNGKey(0), n_models)
-        params = jax.tree.map(lambda a: a.astype(jnp.float32),
-                              jax.vmap(net.init, (0, None))(keys, x.shape))
+    x, y = _data()
+    net = nets.mlp(width, depth, nets.Relu())
+    opt = optax.sgd(learning_rate)
+    keys = jax.random.split(jax.random.PRNGKey(0), n_models)
+    params = jax.tree.map(lambda a: a.astype(jnp.float32),
+                          jax.vmap(net.init, (0, None))(keys, x.shape))
 
-        def ensemble(mode):
-            res = dynamics.train(net.apply, params, x, y, opt, steps, ensemble=True,
-                                 ensemble_mode=mode, record_every=steps, chunk_size=steps,
-                                 progress=False)
-            return jax.block_until_ready(res.loss[:, -1])
+    def ensemble(mode):
+        res = dynamics.train(net.apply, params, x, y, opt, steps, ensemble=True,
+                             ensemble_mode=mode, record_every=steps, chunk_size=steps,
+                             progress=False)
+        return jax.block_until_ready(res.loss[:, -1])
 
-        def loss_fn(p):
-            return 0.5 * jnp.mean((net.apply(p, x) - y) ** 2)
+    def loss_fn(p):
+        return 0.5 * jnp.mean((net.apply(p, x) - y) ** 2)
 
-        @jax.jit
-        def step(p, s):
-            g = jax.grad(loss_fn)(p)
-            u, s = opt.update(g, s, p)
-            return optax.apply_updates(p, u), s
+    @jax.jit
+    def step(p, s):
+        g = jax.grad(loss_fn)(p)
+        u, s = opt.update(g, s, p)
+        return optax.apply_updates(p, u), s
 
-        final_loss = jax.jit(loss_fn)
+    final_loss = jax.jit(loss_fn)
 
-        def loop(n_steps):
-            out = []
-            for e in range(n_models):
-                p = jax.tree.map(lambda a, e=e: a[e], params)
-                s = opt.init(p)
-                for _ in range(n_steps):
-                    p, s = step(p, s)
-                out.append(final_loss(p))
-            return np.asarray(jax.block_until_ready(jnp.stack(out)))
+    def loop(n_steps):
+        out = []
+        for e in range(n_models):
+            p = jax.tree.map(lambda a, e=e: a[e], params)
+            s = opt.init(p)
+            for _ in range(n_steps):
+                p, s = step(p, s)
+            out.append(final_loss(p))
+        return np.asarray(jax.block_until_ready(jnp.stack(out)))
 
-        first, timed, final = {}, {}, {}
-        for mode in ("vmap", "map"):
-            t0 = time.perf_counter()
-            ensemble(mode)
-            first[mode] = time.perf_counter() - t0
-        loop(1)  # compiles the step and the loss
-        for mode in ("vmap", "map"):
-            t0 = time.perf_counter()
-            final[mode] = np.asarray(ensemble(mode))
-            timed[mode] = time.perf_counter() - t0
+    first, timed, final = {}, {}, {}
+    for mode in ("vmap", "map"):
         t0 = time.perf_counter()
-        b = loop(steps)
-        loop_s = time.perf_counter() - t0
+        ensemble(mode)
+        first[mode] = time.perf_counter() - t0
+    loop(1)  # compiles the step and the loss
+    for mode in ("vmap", "map"):
+        t0 = time.perf_counter()
+        final[mode] = np.asarray(ensemble(mode))
+        timed[mode] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    b = loop(steps)
+    loop_s = time.perf_counter() - t0
     return {
         "n_models": n_models, "width": width, "depth": depth, "steps": steps, "n": N,
         "d_in": D_IN, "learning_rate": learning_rate, "dtype": "float32",

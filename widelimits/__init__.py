@@ -1,10 +1,22 @@
 """widelimits: infinite-width and kernel theory of neural networks in JAX.
 
-``from widelimits import nets, kernels`` — define a network once as a spec; get its finite
-version (``net.init``/``net.apply``) and its infinite-width NNGP/NTK (``kernels.analytic``).
+``from widelimits import nets, kernels, dynamics, compare`` — define a network once as a spec;
+get its finite version (``net.init``/``net.apply``), its infinite-width NNGP/NTK
+(``kernels.analytic``), its training dynamics in the kernel and feature-learning limits
+(``dynamics``) and comparisons of finite widths with those limits (``compare``). ``signal``
+(signal propagation, criticality), ``finite`` (finite-width output distributions) and
+``depth`` (residual depth limits) hold the depth and 1/n theory.
 """
 
-from . import kernels as kernels, nets as nets
+from . import (
+    compare as compare,
+    depth as depth,
+    dynamics as dynamics,
+    finite as finite,
+    kernels as kernels,
+    nets as nets,
+    signal as signal,
+)
 
-__version__ = "0.1.0"
-__all__ = ["kernels", "nets", "__version__"]
+__version__ = "0.2.0"
+__all__ = ["compare", "depth", "dynamics", "finite", "kernels", "nets", "signal", "__version__"]

@@ -43,6 +43,22 @@ from ._toy_models import (  # noqa: E402
 
 __all__ += ["uv_apply", "uv_init", "uv_ntk", "uv_reduced_dynamics"]
 
+# Polynomial two-layer network of the grokking (lazy -> rich) study (Kumar et al. 2024).
+from ._grokking import (  # noqa: E402
+    GrokRun as GrokRun,
+    GrokStats as GrokStats,
+    grok_apply as grok_apply,
+    grok_gd as grok_gd,
+    grok_ntk as grok_ntk,
+    grok_population_mse as grok_population_mse,
+    grok_stats as grok_stats,
+    grok_stats_apply as grok_stats_apply,
+    grok_target as grok_target,
+)
+
+__all__ += ["GrokRun", "GrokStats", "grok_apply", "grok_gd", "grok_ntk", "grok_population_mse",
+            "grok_stats", "grok_stats_apply", "grok_target"]
+
 # Feature-learning (mean-field / muP) limit: dynamical mean field theory.
 from ._dmft import (  # noqa: E402
     DMFTResult as DMFTResult,

@@ -11,6 +11,7 @@ from . import (
     catapult as catapult,
     criticality_vertex as criticality_vertex,
     edge_of_chaos as edge_of_chaos,
+    grokking_lazy_rich as grokking_lazy_rich,
     kernel_gallery as kernel_gallery,
     kernel_width_scaling as kernel_width_scaling,
     lazy_vs_rich as lazy_vs_rich,
@@ -28,6 +29,7 @@ REGISTRY = {
     "catapult": catapult,
     "criticality_vertex": criticality_vertex,
     "edge_of_chaos": edge_of_chaos,
+    "grokking_lazy_rich": grokking_lazy_rich,
     "kernel_gallery": kernel_gallery,
     "kernel_width_scaling": kernel_width_scaling,
     "lazy_vs_rich": lazy_vs_rich,
@@ -40,9 +42,9 @@ REGISTRY = {
 }
 
 __all__ = ["REGISTRY", "SIZES", "beyond_iid", "catapult", "criticality_vertex", "edge_of_chaos",
-           "get", "kernel_gallery", "kernel_width_scaling", "lazy_vs_rich", "linearized_training",
-           "ntk_convergence", "ntk_function_dynamics", "output_kurtosis", "resnet_depth_limit",
-           "sparse_activations"]
+           "get", "grokking_lazy_rich", "kernel_gallery", "kernel_width_scaling", "lazy_vs_rich",
+           "linearized_training", "ntk_convergence", "ntk_function_dynamics", "output_kurtosis",
+           "resnet_depth_limit", "sparse_activations"]
 
 
 def get(figure_id: str):
