@@ -32,11 +32,16 @@ from ._combinators import (
     serial as serial,
 )
 from ._dense import Dense as Dense, LayerNorm as LayerNorm
+from ._meanfield import (
+    meanfield_learning_rate as meanfield_learning_rate,
+    meanfield_mlp as meanfield_mlp,
+)
 from ._spec import Layer as Layer
 
 __all__ = [
     "ABRelu", "Abs", "Activation", "Cos", "Dense", "Elementwise", "Erf", "Exp", "Gelu",
     "Identity", "Layer", "LayerNorm", "LeakyRelu", "Monomial", "Parallel", "RectifiedMonomial",
-    "Relu", "Residual", "Serial", "Sigmoid", "Sign", "Sin", "Softplus", "Swish", "Tanh", "mlp",
+    "Relu", "Residual", "Serial", "Sigmoid", "Sign", "Sin", "Softplus", "Swish", "Tanh",
+    "meanfield_learning_rate", "meanfield_mlp", "mlp",
     "parallel", "residual", "serial",
 ]
