@@ -159,6 +159,50 @@ def test_relu_is_critical_for_every_k(dtype):
     np.testing.assert_allclose(perp, 1.0, rtol=tol)
 
 
+# (spec, the function and its derivative in NumPy) for the susceptibility oracles
+CHI_ACTS = {
+    "tanh": (nets.Tanh(), np.tanh, _dtanh),
+    "erf": (nets.Erf(1.2, 0.7), lambda u: 1.2 * special.erf(0.7 * u),
+            lambda u: 1.2 * 0.7 * 2 / np.sqrt(np.pi) * np.exp(-((0.7 * u) ** 2))),
+    "relu": (nets.Relu(), lambda u: np.maximum(u, 0), lambda u: (u > 0) * 1.0),
+    "gelu": (nets.Gelu(), lambda u: u * special.ndtr(u),
+             lambda u: special.ndtr(u) + u * np.exp(-u * u / 2) / np.sqrt(2 * np.pi)),
+}
+
+
+def _split_quad_moment(fn, k, q):
+    """E fn(sqrt(q) z)^k by adaptive quadrature split at the kink z = 0."""
+    f = lambda z: fn(math.sqrt(q) * z) ** k * math.exp(-z * z / 2)
+    pieces = [integrate.quad(f, a, b, limit=200, epsabs=1e-13, epsrel=1e-12)[0]
+              for a, b in ((-40.0, 0.0), (0.0, 40.0))]
+    return sum(pieces) / math.sqrt(2 * math.pi)
+
+
+@pytest.mark.parametrize("name", ["tanh", "erf", "relu", "gelu"])
+def test_chi_parallel_forms_agree_and_match_the_kernel_map(name):
+    # chi_par = (C_W/K) <z s s'>_K = (C_W/(2K^2)) <s^2 (z^2 - K)>_K = dK'/dK (scipy quadrature,
+    # central difference of the kernel map); chi_perp = C_W <s'^2>_K.
+    act, s, ds = CHI_ACTS[name]
+    k, c_w, c_b = 0.9, 1.7, 0.1
+    gauss = lambda f: sum(integrate.quad(lambda z: f(z) * math.exp(-z * z / (2 * k)), a, b,
+                                         epsabs=1e-13)[0] for a, b in ((-30, 0), (0, 30)))
+    norm = math.sqrt(2 * math.pi * k)
+    a = c_w / k * gauss(lambda z: z * s(z) * ds(z)) / norm
+    b = c_w / (2 * k * k) * gauss(lambda z: s(z) ** 2 * (z * z - k)) / norm
+    kmap = lambda kk: c_b + c_w * _split_quad_moment(s, 2, kk)
+    fd = (kmap(k + 1e-5) - kmap(k - 1e-5)) / 2e-5
+    got = float(signal.chi_parallel(act, jnp.float64(k), c_w))
+    np.testing.assert_allclose([a, b, fd], got, rtol=1e-7)
+    perp = c_w * gauss(lambda z: ds(z) ** 2) / norm
+    np.testing.assert_allclose(signal.chi_perp(act, jnp.float64(k), c_w), perp, rtol=1e-7)
+    if name == "tanh":  # quadrature: the order= option reaches it
+        np.testing.assert_allclose(signal.chi_parallel(act, jnp.float64(k), c_w, order=200), a,
+                                   rtol=1e-7)
+        np.testing.assert_allclose(signal.chi_perp(act, jnp.float64(k), c_w, order=200), perp,
+                                   rtol=1e-7)
+        assert abs(float(signal.chi_perp(act, jnp.float64(k), c_w, order=2)) / perp - 1) > 1e-3
+
+
 def test_relu_edge_of_chaos_and_criticality():
     crit = signal.criticality(nets.Relu())
     assert crit.kind == "scale_invariant" and crit.k_star is None

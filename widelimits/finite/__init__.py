@@ -1,10 +1,12 @@
 """Finite-width corrections: the output distribution of random networks at finite width.
 
 Exact one-hidden-layer cumulants and Edgeworth densities (Antognini 2019), the deep four-point
-vertex recursion (Roberts, Yaida & Hanin 2022, ch. 4-5) and large Monte Carlo ensembles of
-networks to check them.
+vertex recursion (Roberts, Yaida & Hanin 2022, ch. 4-5; its susceptibilities chi_par, chi_perp
+are ``signal.chi_parallel`` and ``signal.chi_perp``) and large Monte Carlo ensembles of networks
+to check them. ``activation_moments`` (E phi(u)^k, u ~ N(0, q)) is shared with ``signal``.
 """
 
+from ..kernels._moments import activation_moments as activation_moments
 from ._ensembles import (
     METHODS as METHODS,
     KurtosisEstimate as KurtosisEstimate,
@@ -17,7 +19,6 @@ from ._ensembles import (
 from ._kurtosis import (
     READOUTS as READOUTS,
     OneLayerCumulants as OneLayerCumulants,
-    activation_moments as activation_moments,
     edgeworth_cdf as edgeworth_cdf,
     edgeworth_pdf as edgeworth_pdf,
     hermite_he as hermite_he,
@@ -27,8 +28,6 @@ from ._kurtosis import (
 )
 from ._vertex import (
     VertexRecursion as VertexRecursion,
-    chi_parallel as chi_parallel,
-    chi_perpendicular as chi_perpendicular,
     net_vertex as net_vertex,
     relu_exact_kurtosis as relu_exact_kurtosis,
     vertex_recursion as vertex_recursion,
@@ -36,8 +35,8 @@ from ._vertex import (
 
 __all__ = [
     "METHODS", "READOUTS", "KurtosisEstimate", "OneLayerCumulants", "ProportionalFit",
-    "VertexRecursion", "activation_moments", "chi_parallel", "chi_perpendicular", "edgeworth_cdf",
-    "edgeworth_pdf", "fit_proportional", "hermite_he", "net_output_cumulants", "net_vertex",
-    "one_layer_cumulants", "one_layer_samples", "output_samples", "readout_moments",
-    "relu_exact_kurtosis", "sample_kurtosis", "vertex_recursion",
+    "VertexRecursion", "activation_moments", "edgeworth_cdf", "edgeworth_pdf", "fit_proportional",
+    "hermite_he", "net_output_cumulants", "net_vertex", "one_layer_cumulants", "one_layer_samples",
+    "output_samples", "readout_moments", "relu_exact_kurtosis", "sample_kurtosis",
+    "vertex_recursion",
 ]

@@ -36,10 +36,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import nets
-from ..kernels import gaussian_expectation
+from ..kernels._moments import activation_moments
 from ..nets._spec import concrete
 
-__all__ = ["READOUTS", "OneLayerCumulants", "activation_moments", "one_layer_cumulants",
+__all__ = ["READOUTS", "OneLayerCumulants", "one_layer_cumulants",
            "net_output_cumulants", "readout_moments", "edgeworth_pdf", "edgeworth_cdf",
            "hermite_he"]
 
@@ -49,91 +49,6 @@ READOUTS = {
     "rademacher": (1.0, 1.0),
     "uniform": (9.0 / 5.0, 27.0 / 7.0),
 }
-
-
-def _double_factorial(k: int) -> int:
-    return math.prod(range(k, 0, -2)) if k > 0 else 1
-
-
-def _check_powers(powers):
-    powers = tuple(powers)
-    for p in powers:
-        if isinstance(p, bool) or not isinstance(p, numbers.Integral) or p < 1:
-            raise ValueError(f"activation_moments: powers must be positive ints, got {powers!r}.")
-    return powers
-
-
-def _rectified_moment(k, q):
-    """E[relu(u)^k], u ~ N(0, q): q^(k/2) (k-1)!!/2 for even k, q^(k/2) 2^((k-1)/2) ((k-1)/2)!
-    / sqrt(2 pi) for odd k."""
-    if k % 2 == 0:
-        return q ** (k // 2) * (_double_factorial(k - 1) / 2)
-    return q ** (k / 2) * (2 ** ((k - 1) / 2) * math.factorial((k - 1) // 2) / math.sqrt(2 * math.pi))
-
-
-def _abrelu_moment(a, b, k, q):
-    # phi = b relu(u) - a relu(-u): the two pieces never overlap; -u has the law of u.
-    return (b**k + (-a) ** k) * _rectified_moment(k, q)
-
-
-def _gaussian_moment(k, q):
-    return q ** (k / 2) * _double_factorial(k - 1) if k % 2 == 0 else jnp.zeros_like(q)
-
-
-def _closed_form(act, k, q):
-    """E[phi(u)^k] in closed form, or None if ``act`` has none."""
-    t = type(act)
-    if t is nets.Relu:
-        return _rectified_moment(k, q)
-    if t is nets.LeakyRelu:
-        return _abrelu_moment(act.alpha, 1.0, k, q)
-    if t is nets.Abs:
-        return _abrelu_moment(-1.0, 1.0, k, q)
-    if t is nets.ABRelu:
-        return _abrelu_moment(act.a, act.b, k, q)
-    if t is nets.RectifiedMonomial:
-        return _rectified_moment(act.degree * k, q)
-    if t is nets.Identity:
-        return _gaussian_moment(k, q)
-    if t is nets.Monomial:
-        return _gaussian_moment(act.degree * k, q)
-    if t is nets.Sign:
-        return jnp.ones_like(q) if k % 2 == 0 else jnp.zeros_like(q)
-    if t is nets.Exp:
-        return act.a**k * jnp.exp(0.5 * (k * act.b) ** 2 * q)
-    return None
-
-
-def activation_moments(activation, q, powers=(2, 4, 6), *, order: int | None = None):
-    """E[phi(u)^k], u ~ N(0, q), for each k in ``powers``: array of shape ``(len(powers),) + q.shape``.
-
-    Closed forms for the ReLU family (Relu, LeakyRelu, Abs, ABRelu, RectifiedMonomial), Identity,
-    Monomial, Sign and Exp; Gauss-Hermite quadrature (``kernels.gaussian_expectation``, ``order``
-    defaulting to 384, or the activation's own ``order`` for ``Elementwise``) otherwise, which is
-    spectrally accurate for smooth activations (erf, tanh, GELU, ...). Quadrature of a kinked
-    function converges only algebraically (E relu(u) at order 384: relative error 5e-4;
-    E relu(u)^3: 6e-7; the smoother even powers are exact to round-off), hence the closed
-    forms. Differentiable in ``q``; works under jit/vmap.
-    """
-    if not isinstance(activation, nets.Activation):
-        raise TypeError(f"activation_moments: activation must be an activation spec such as "
-                        f"nets.Relu(), got {activation!r} of type {type(activation).__name__}.")
-    powers = _check_powers(powers)
-    q = jnp.asarray(q)
-    qc = concrete(q)
-    if qc is not None and (np.any(~np.isfinite(qc)) or np.any(qc < 0)):
-        raise ValueError(f"activation_moments: q (the pre-activation variance) must be finite and "
-                         f">= 0, got {qc!r}.")
-    q = q.astype(jnp.result_type(q, float))
-    if order is None:
-        order = getattr(activation, "order", 384)
-    out = []
-    for k in powers:
-        val = _closed_form(activation, k, q)
-        if val is None:
-            val = gaussian_expectation(lambda u, k=k: activation.fn(u) ** k, q, order)
-        out.append(jnp.broadcast_to(jnp.asarray(val, q.dtype), q.shape))
-    return jnp.stack(out)
 
 
 def readout_moments(readout):
@@ -177,6 +92,14 @@ class OneLayerCumulants(NamedTuple):
     moments: jax.Array
 
 
+def check_scalar(owner, name, value):
+    """``ValueError`` naming ``owner`` and ``name`` if ``value`` is concrete and not a finite
+    scalar >= 0 (traced values pass)."""
+    c = concrete(value)
+    if c is not None and (c.shape != () or not np.isfinite(c) or c < 0):
+        raise ValueError(f"{owner}: {name} must be a finite scalar >= 0, got {c!r}.")
+
+
 def _check_width(owner, width):
     if isinstance(width, bool) or not isinstance(width, numbers.Integral) or width < 1:
         raise ValueError(f"{owner}: width must be a positive int, got {width!r}.")
@@ -194,9 +117,7 @@ def one_layer_cumulants(activation, q, width: int, *, readout="gaussian", v_std=
     _check_width("one_layer_cumulants", width)
     m4v, m6v = readout_moments(readout)
     for name, v in (("v_std", v_std), ("vb_std", vb_std)):
-        c = concrete(v)
-        if c is not None and (c.shape != () or not np.isfinite(c) or c < 0):
-            raise ValueError(f"one_layer_cumulants: {name} must be a finite scalar >= 0, got {c!r}.")
+        check_scalar("one_layer_cumulants", name, v)
     mom = activation_moments(activation, q, (2, 4, 6), order=order)
     h2, h4, h6 = mom
     hidden = v_std**2 * h2

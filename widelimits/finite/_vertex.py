@@ -15,7 +15,8 @@ by G^(l): Cov = (d<s^2>/dK)^2 Var G^(l)). With equal widths n and V = n Var G th
     V^(1) = 0 (Gaussian first layer),    E z^4 - 3K^2 = 3 V/n + O(1/n^2),
 
 with chi_par = dK^(l+1)/dK^(l) = C_W d<s^2>_K/dK = (C_W/K) <z s'(z) s(z)>_K
-= (C_W/(2K^2)) <s^2 (z^2 - K)>_K, and chi_perp = C_W <s'^2>_K. <.>_K: z ~ N(0, K).
+= (C_W/(2K^2)) <s^2 (z^2 - K)>_K, and chi_perp = C_W <s'^2>_K. <.>_K: z ~ N(0, K). Both are
+``signal.chi_parallel`` and ``signal.chi_perp``; the moments <s^k>_K are ``activation_moments``.
 
 ReLU at (C_b, C_W) = (0, 2): chi_par = 1, C_W^2 (<s^4> - <s^2>^2) = 4 (3/2 - 1/4) K^2 = 5 K^2, so
 V^(l)/K^2 = 5 (l - 1). Here the law is exact at every width: G^(l+1) = G^(l) (2/n) chi^2_{Bin(n,1/2)},
@@ -33,12 +34,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import nets
-from ..kernels import gaussian_expectation
+from ..kernels._moments import activation_moments, check_activation
 from ..nets._spec import concrete
-from ._kurtosis import activation_moments
+from ..signal import chi_parallel, chi_perp
+from ._kurtosis import check_scalar
 
-__all__ = ["VertexRecursion", "vertex_recursion", "chi_parallel", "chi_perpendicular",
-           "net_vertex", "relu_exact_kurtosis"]
+__all__ = ["VertexRecursion", "vertex_recursion", "net_vertex", "relu_exact_kurtosis"]
 
 
 class VertexRecursion(NamedTuple):
@@ -64,60 +65,6 @@ class VertexRecursion(NamedTuple):
         return 3 * self.kurtosis_coefficient / width
 
 
-def _check_activation(owner, act):
-    if not isinstance(act, nets.Activation):
-        raise TypeError(f"{owner}: activation must be an activation spec such as nets.Relu(), "
-                        f"got {act!r} of type {type(act).__name__}.")
-
-
-def _second_moment(act, k, order):
-    return activation_moments(act, k, (2,), order=order)[0]
-
-
-def chi_parallel(activation, k, c_w, *, order: int | None = None):
-    """chi_par(K) = dK^(l+1)/dK^(l) = C_W d<s^2>_K/dK (any shape of ``k``), by differentiating
-    the closed form or the quadrature of <s^2>_K in K."""
-    _check_activation("chi_parallel", activation)
-    k = jnp.asarray(k)
-    k = k.astype(jnp.result_type(k, float))
-    f = lambda kk: _second_moment(activation, kk, order)
-    _, dk = jax.jvp(f, (k,), (jnp.ones_like(k),))
-    return c_w * dk
-
-
-def _relu_family(act):
-    """(a, b) with act = a min(u, 0) + b max(u, 0), or None."""
-    t = type(act)
-    if t is nets.Relu:
-        return 0.0, 1.0
-    if t is nets.LeakyRelu:
-        return act.alpha, 1.0
-    if t is nets.Abs:
-        return -1.0, 1.0
-    if t is nets.ABRelu:
-        return act.a, act.b
-    return None
-
-
-def chi_perpendicular(activation, k, c_w, *, order: int | None = None):
-    """chi_perp(K) = C_W <s'(z)^2>_K (any shape of ``k``); s' by autodiff (ReLU: the step)."""
-    _check_activation("chi_perpendicular", activation)
-    k = jnp.asarray(k)
-    k = k.astype(jnp.result_type(k, float))
-    ab = _relu_family(activation)
-    if ab is not None:  # s' = b on u > 0 and a on u < 0: <s'^2> = (a^2 + b^2)/2
-        return c_w * (ab[0] ** 2 + ab[1] ** 2) / 2 * jnp.ones_like(k)
-    order = getattr(activation, "order", 384) if order is None else order
-    dfn = jnp.vectorize(jax.grad(lambda u: activation.fn(u)))
-    return c_w * gaussian_expectation(lambda u: dfn(u) ** 2, k, order)
-
-
-def _check_scalar(owner, name, value):
-    c = concrete(value)
-    if c is not None and (c.shape != () or not np.isfinite(c) or c < 0):
-        raise ValueError(f"{owner}: {name} must be a finite scalar >= 0, got {c!r}.")
-
-
 def vertex_recursion(activation, depth: int, *, c_w, c_b, k1, order: int | None = None
                      ) -> VertexRecursion:
     """K^(l), V^(l), chi_par(K^(l)), chi_perp(K^(l)) for l = 1 .. ``depth`` (equal widths).
@@ -127,11 +74,11 @@ def vertex_recursion(activation, depth: int, *, c_w, c_b, k1, order: int | None 
     module docstring for the derivation. A net with L hidden layers has its output at l = L + 1.
     Works under jit (``depth`` static) and is differentiable in c_w, c_b, k1.
     """
-    _check_activation("vertex_recursion", activation)
+    check_activation("vertex_recursion", activation)
     if isinstance(depth, bool) or not isinstance(depth, numbers.Integral) or depth < 1:
         raise ValueError(f"vertex_recursion: depth must be an int >= 1, got {depth!r}.")
     for name, v in (("c_w", c_w), ("c_b", c_b), ("k1", k1)):
-        _check_scalar("vertex_recursion", name, v)
+        check_scalar("vertex_recursion", name, v)
     k1 = jnp.asarray(k1)
     k1 = k1.astype(jnp.result_type(k1, float))
 
@@ -145,7 +92,7 @@ def vertex_recursion(activation, depth: int, *, c_w, c_b, k1, order: int | None 
                                               length=depth - 1)
     ks, vs = jnp.append(ks, k_last), jnp.append(vs, v_last)
     return VertexRecursion(ks, vs, chi_parallel(activation, ks, c_w, order=order),
-                           chi_perpendicular(activation, ks, c_w, order=order))
+                           chi_perp(activation, ks, c_w, order=order))
 
 
 def _split_mlp(net):

@@ -111,22 +111,25 @@ def _k_and_cw(owner, k, c_w):
     return jnp.asarray(k, dtype), jnp.asarray(c_w, dtype)
 
 
-def chi_parallel(act, k, c_w):
+def chi_parallel(act, k, c_w, *, order: int | None = None):
     """chi_par(K) = (C_W/K) <z sigma'(z) sigma(z)>_K = C_W d<sigma^2>_K/dK (Roberts, Yaida &
     Hanin, eq. 5.10): the slope of the single-input kernel map K -> C_b + C_W <sigma^2>_K.
-    ``k`` (kernel values >= 0; K = 0 means K -> 0+) and ``c_w`` broadcast."""
+    ``k`` (kernel values >= 0; K = 0 means K -> 0+) and ``c_w`` broadcast; the result has
+    their broadcast shape. <sigma^2>_K in closed form where there is one, else by Gauss-Hermite
+    quadrature of ``order`` (default: the spec's own, else 384), differentiated in K."""
     check_activation("signal.chi_parallel", act)
     k, c_w = _k_and_cw("signal.chi_parallel", k, c_w)
-    return c_w * second_moment_slope(act, k)
+    return c_w * second_moment_slope(act, k, order)
 
 
-def chi_perp(act, k, c_w):
+def chi_perp(act, k, c_w, *, order: int | None = None):
     """chi_perp(K) = C_W <sigma'(z)^2>_K (Roberts, Yaida & Hanin, eq. 5.50; Schoenholz et al.'s
     chi_1): the slope of the two-input map in the off-diagonal direction. ``k`` (K = 0 means
-    K -> 0+) and ``c_w`` broadcast."""
+    K -> 0+) and ``c_w`` broadcast. Closed form where there is one, else Gauss-Hermite
+    quadrature of ``order`` (default: the spec's own, else 384) with sigma' by autodiff."""
     check_activation("signal.chi_perp", act)
     k, c_w = _k_and_cw("signal.chi_perp", k, c_w)
-    return c_w * derivative_moment(act, q_floor(k))
+    return c_w * derivative_moment(act, q_floor(k), order)
 
 
 class Criticality(NamedTuple):
