@@ -34,6 +34,9 @@ bench: $(STAMP)
 	bash ../shared/reference/ntref_env.sh $(NTREF)
 	$(PY) benchmarks/analytic_kernels.py --ntref $(NTREF)/bin/python
 	$(PY) benchmarks/empirical_ntk.py --ntref $(NTREF)/bin/python
+	$(PY) benchmarks/dynamics.py --ntref $(NTREF)/bin/python
+	$(PY) benchmarks/dmft.py
+	$(PY) benchmarks/ensembles.py
 
 # Regenerate tests/reference/*.npz with neural-tangents (not needed by `make test`).
 golden:
