@@ -17,6 +17,7 @@ import nbformat
 import pytest
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.utils import run_sync
 from nbclient import NotebookClient
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -48,9 +49,14 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
     nb = jupytext.read(path)
     assert nb.cells and nb.cells[0].cell_type == "markdown", f"{path.name}: no markdown intro"
     nb.cells.append(nbformat.v4.new_code_cell("import sys\nprint(sys.prefix)"))
-    client = NotebookClient(nb, km=_kernel_manager(tmp_path), kernel_name="python3",
+    km = _kernel_manager(tmp_path)
+    client = NotebookClient(nb, km=km, kernel_name="python3",
                             timeout=600, resources={"metadata": {"path": str(tmp_path)}})
-    client.execute()
+    try:
+        client.execute()
+    finally:  # nbclient shuts down only kernels it created itself
+        if km.has_kernel:
+            run_sync(km.shutdown_kernel)(now=True)
 
     prefix = "".join(o.get("text", "") for o in nb.cells[-1].outputs).strip()
     assert prefix == sys.prefix, f"the kernel ran {prefix!r}, not this environment {sys.prefix!r}"
