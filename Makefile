@@ -23,7 +23,7 @@ lint: $(STAMP)
 
 # The default suite (notebooks in smoke mode are part of it: tests/test_notebooks.py).
 pytest: $(STAMP)
-	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 # Also the exhaustive Monte Carlo variants (marked slow).
 test-all: lint $(STAMP)

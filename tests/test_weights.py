@@ -126,7 +126,8 @@ def test_sparse_first_layer_has_a_mixture_limit_not_the_gaussian_one():
     assert np.all(np.abs(z_scores(mean, se, mix)) < Z)
     # ... and the mixture differs from the Gaussian NNGP by > 5 standard errors (~7.6 here),
     # so the Monte Carlo above tells the two apart.
-    gaussian = np.asarray(kernels.analytic(net, X).nngp)
+    gaussian_net = nets.serial(nets.Dense(8, b_std=None), nets.Erf(), nets.Dense(1, b_std=None))
+    gaussian = np.asarray(kernels.analytic(gaussian_net, X).nngp)
     assert np.max(np.abs(mix - gaussian) / se) > 5
 
 
