@@ -94,9 +94,7 @@ class EnsemblePredictor:
         dtype = self.evecs.dtype
         n = self.evecs.shape[0]
         y = self.y_train
-        times, mode = check_times(t, steps, self.momentum, dtype)
-        if _concrete(times, self.evals) and mode == "t" and bool(np.any(np.isinf(times))):
-            check_conditioning(self.evals, "the t = inf limit", dtype)
+        times, mode = check_times(t, steps, self.momentum, dtype, self.evals)
         kt = kx = ktt = None
         if k_test_train is not None:
             single = self.get == "nngp"

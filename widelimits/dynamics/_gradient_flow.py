@@ -159,8 +159,9 @@ def pinv_evals(evals, dtype):
 
 
 # ----------------------------------------------------------------------------- time arguments
-def check_times(t, steps, momentum, dtype):
-    """Resolve ``t``/``steps`` to a float array of times (or steps) and a mode string."""
+def check_times(t, steps, momentum, dtype, evals):
+    """Resolve ``t``/``steps`` to a float array of times (or steps) and a mode string; a
+    concrete ``t = inf`` also checks the conditioning of the kernel eigenvalues ``evals``."""
     if t is not None and steps is not None:
         raise ValueError("pass either t (continuous time) or steps (discrete gradient descent), "
                          "not both")
@@ -181,6 +182,8 @@ def check_times(t, steps, momentum, dtype):
         if momentum is not None and np.any(np.isfinite(tn)):
             raise ValueError("momentum is a discrete-time optimiser: pass steps= (integers), "
                              "or t=jnp.inf for the converged limit")
+        if _concrete(evals) and np.any(np.isinf(tn)):
+            check_conditioning(evals, "the t = inf limit", dtype)
     elif momentum is not None:
         raise ValueError("momentum is a discrete-time optimiser: pass steps= (integers)")
     return t.astype(dtype), "t"
@@ -307,9 +310,7 @@ class MSEPredictor:
         dtype = self.evecs.dtype
         n = self.evecs.shape[0]
         y = self.y_train
-        times, mode = check_times(t, steps, self.momentum, dtype)
-        if _concrete(times, self.evals) and mode == "t" and bool(np.any(np.isinf(times))):
-            check_conditioning(self.evals, "the t = inf limit", dtype)
+        times, mode = check_times(t, steps, self.momentum, dtype, self.evals)
         y2 = y.reshape(n, -1).astype(dtype)
         f0 = jnp.broadcast_to(jnp.asarray(fx_train_0, dtype), y.shape).reshape(n, -1)
         check_finite(f0, "fx_train_0")
