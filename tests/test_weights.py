@@ -2,6 +2,9 @@
 (Nait Saada, Naderi & Tanner 2024, "Beyond IID weights")."""
 
 import itertools
+import os
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -165,3 +168,25 @@ def test_analytic_refuses_a_non_gaussian_first_layer(dense):
     deeper = nets.serial(nets.Dense(8), nets.Relu(), dense, nets.Relu(), nets.Dense(1))
     np.testing.assert_allclose(kernels.analytic(deeper, x).nngp,
                                kernels.analytic(nets.mlp(8, 2, nets.Relu()), x).nngp)
+
+
+_CONCURRENT_QR = """
+import jax
+from widelimits import nets
+net = nets.serial(nets.Dense(24, weights="orthogonal"), nets.Dense(24, weights="orthogonal"),
+                  nets.Dense(24, weights="low_rank", rank=3), nets.Dense(24, weights="low_rank", rank=5))
+init = jax.jit(jax.vmap(lambda k: net.init(k, (40,))))
+for i in range(8):
+    jax.block_until_ready(init(jax.random.split(jax.random.key(i), 200)))
+print("done")
+"""
+
+
+def test_vmapped_init_of_several_orthogonal_layers_completes():
+    """Several vmapped QRs in one program used to deadlock XLA:CPU's thread pool on 2 cores
+    (batched LAPACK calls each waiting for pool threads held by the other); the draws now run
+    member by member under vmap. A fresh process, so a regression fails here instead of hanging."""
+    env = {**os.environ, "JAX_ENABLE_X64": "1"}
+    out = subprocess.run([sys.executable, "-c", _CONCURRENT_QR], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0 and "done" in out.stdout, out.stderr[-2000:]
