@@ -341,3 +341,30 @@ def test_non_convergence(deep_linear, data):
     assert not r.converged and len(r.residuals) == 2
     with pytest.raises(RuntimeError, match="did not converge"):
         dynamics.dmft(x[:3], y[:3], nets.Identity(), on_fail="raise", **kw)
+
+
+def test_deep_linear_long_horizon_continues_in_time(monkeypatch):
+    """gamma0^2 L t large: one Jacobi sweep over the whole horizon from the lazy start overshoots
+    to inf/nan within a few sweeps; continuation in time (horizons 12, 24, 48) converges, and by
+    causality its first 24 steps equal the solution for T = 24."""
+    from widelimits.dynamics import _dmft_linear
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3, 16))
+    y = x @ rng.standard_normal(16) / 4.0
+    kw = dict(depth=5, gamma0=1.5, eta=0.025, damping=0.6, tol=1e-8, max_iter=300,
+              progress=False, kernels="equal_time")
+    assert _dmft_linear._schedule(48) == [12, 24, 48]
+    x, y = jnp.asarray(x), jnp.asarray(y)
+    r = dynamics.dmft(x, y, nets.Identity(), method="closed_form", steps=48, tol=1e-8,
+                      max_iter=300, depth=5, gamma0=1.5, eta=0.025, key=jax.random.key(0),
+                      kernels="equal_time")
+    assert r.converged and np.all(np.isfinite(np.asarray(r.delta)))
+    half = dynamics.dmft(x, y, nets.Identity(), method="closed_form", steps=24, tol=1e-10,
+                         max_iter=300, depth=5, gamma0=1.5, eta=0.025, key=jax.random.key(0),
+                         kernels="equal_time")
+    assert _maxdiff(r.delta[:25], half.delta) < 1e-7
+    # the same fixed point attempted over the whole horizon at once
+    monkeypatch.setattr(_dmft_linear, "_schedule", lambda steps: [steps])
+    direct = _dmft_linear.solve_linear(x, y, None, steps=48, **kw)
+    assert not direct.converged

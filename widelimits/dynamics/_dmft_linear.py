@@ -113,24 +113,55 @@ def _start(xa, y, *, steps, depth):
     return k0, phi0, state
 
 
+def _extend(state, p, q, old, new):
+    """The state for ``old`` steps as the starting guess for ``new`` steps: each time axis is
+    extended by repeating its last time (causality: the first ``old`` steps are already right)."""
+    pq, t0, t1 = p + q, old + 1, new + 1
+    delta = jnp.pad(state[0], ((0, t1 - t0), (0, 0)), mode="edge")
+
+    def grow(m):
+        m = m.reshape(m.shape[0], t0, pq, t0, pq)
+        m = jnp.pad(m, ((0, 0), (0, t1 - t0), (0, 0), (0, t1 - t0), (0, 0)), mode="edge")
+        return m.reshape(m.shape[0], t1 * pq, t1 * pq)
+
+    return (delta,) + tuple(grow(m) for m in state[1:])
+
+
+def _schedule(steps, first=16):
+    """Horizons first, 2 first, ... up to ``steps``: the fixed point is found by continuation in
+    time. A Jacobi sweep over the whole horizon at once can overshoot without bound when
+    gamma0^2 L t is large (Picard iterates of a Volterra system grow like (c t)^k / k!)."""
+    out = [steps]
+    while out[-1] > first:
+        out.append(-(-out[-1] // 2))
+    return out[::-1]
+
+
 def solve_linear(x, y, x_test, *, depth, gamma0, eta, steps, damping, tol, max_iter, progress,
                  kernels):
-    """Deep linear DMFT by the operator equations (see the module docstring)."""
+    """Deep linear DMFT by the operator equations (see the module docstring), continued in time
+    over the horizons of ``_schedule(steps)``, each iterated to ``tol`` (at most ``max_iter``
+    sweeps per horizon). ``residuals`` lists every sweep of every horizon."""
     p, d = x.shape
     xa = x if x_test is None else jnp.concatenate([x, x_test])
     q = xa.shape[0] - p
-    k0, phi0, state = _start(xa, y, steps=steps, depth=depth)
+    horizons = _schedule(steps)
+    k0, phi0, state = _start(xa, y, steps=horizons[0], depth=depth)
     step = _iterate_jit
     residuals = []
-    bar = _progress_bar(max_iter, progress, "dmft closed form")
-    for _ in range(max_iter):
-        state, res, f = step(state, phi0, y, p=p, q=q, steps=steps, depth=depth,
-                             gamma0=gamma0, eta=eta, damping=damping)
-        residuals.append(float(res))
-        bar.update(1)
-        bar.set_postfix(residual=f"{residuals[-1]:.2e}")
-        if residuals[-1] < tol:
-            break
+    bar = _progress_bar(max_iter * len(horizons), progress, "dmft closed form")
+    for i, horizon in enumerate(horizons):
+        if i:
+            state = _extend(state, p, q, horizons[i - 1], horizon)
+            phi0 = jnp.tile(k0, (horizon + 1, horizon + 1))
+        for _ in range(max_iter):
+            state, res, f = step(state, phi0, y, p=p, q=q, steps=horizon, depth=depth,
+                                 gamma0=gamma0, eta=eta, damping=damping)
+            residuals.append(float(res))
+            bar.update(1)
+            bar.set_postfix(T=horizon, residual=f"{residuals[-1]:.2e}")
+            if residuals[-1] < tol or not np.isfinite(residuals[-1]):
+                break
     bar.close()
     # one undamped evaluation at the final state gives the reported quantities
     _, _, f = step(state, phi0, y, p=p, q=q, steps=steps, depth=depth, gamma0=gamma0, eta=eta,
