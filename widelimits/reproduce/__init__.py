@@ -10,6 +10,7 @@ from . import (
     beyond_iid as beyond_iid,
     catapult as catapult,
     criticality_vertex as criticality_vertex,
+    dmft_deep as dmft_deep,
     dmft_two_layer as dmft_two_layer,
     edge_of_chaos as edge_of_chaos,
     grokking_lazy_rich as grokking_lazy_rich,
@@ -29,6 +30,7 @@ REGISTRY = {
     "beyond_iid": beyond_iid,
     "catapult": catapult,
     "criticality_vertex": criticality_vertex,
+    "dmft_deep": dmft_deep,
     "dmft_two_layer": dmft_two_layer,
     "edge_of_chaos": edge_of_chaos,
     "grokking_lazy_rich": grokking_lazy_rich,
@@ -43,7 +45,8 @@ REGISTRY = {
     "sparse_activations": sparse_activations,
 }
 
-__all__ = ["REGISTRY", "SIZES", "beyond_iid", "catapult", "criticality_vertex", "dmft_two_layer",
+__all__ = ["REGISTRY", "SIZES", "beyond_iid", "catapult", "criticality_vertex", "dmft_deep",
+           "dmft_two_layer",
            "edge_of_chaos", "get", "grokking_lazy_rich", "kernel_gallery", "kernel_width_scaling",
            "lazy_vs_rich", "linearized_training", "ntk_convergence", "ntk_function_dynamics",
            "output_kurtosis", "resnet_depth_limit", "sparse_activations"]
