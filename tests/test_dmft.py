@@ -354,7 +354,7 @@ def test_deep_linear_long_horizon_continues_in_time(monkeypatch):
     y = x @ rng.standard_normal(16) / 4.0
     kw = dict(depth=5, gamma0=1.5, eta=0.025, damping=0.6, tol=1e-8, max_iter=300,
               progress=False, kernels="equal_time")
-    assert _dmft_linear._schedule(48) == [12, 24, 48]
+    assert _dmft_linear.schedule(48) == [12, 24, 48]
     x, y = jnp.asarray(x), jnp.asarray(y)
     r = dynamics.dmft(x, y, nets.Identity(), method="closed_form", steps=48, tol=1e-8,
                       max_iter=300, depth=5, gamma0=1.5, eta=0.025, key=jax.random.key(0),
@@ -365,6 +365,6 @@ def test_deep_linear_long_horizon_continues_in_time(monkeypatch):
                          kernels="equal_time")
     assert _maxdiff(r.delta[:25], half.delta) < 1e-7
     # the same fixed point attempted over the whole horizon at once
-    monkeypatch.setattr(_dmft_linear, "_schedule", lambda steps: [steps])
+    monkeypatch.setattr(_dmft_linear, "schedule", lambda steps: [steps])
     direct = _dmft_linear.solve_linear(x, y, None, steps=48, **kw)
     assert not direct.converged

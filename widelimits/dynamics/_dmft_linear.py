@@ -127,7 +127,7 @@ def _extend(state, p, q, old, new):
     return (delta,) + tuple(grow(m) for m in state[1:])
 
 
-def _schedule(steps, first=16):
+def schedule(steps, first=16):
     """Horizons first, 2 first, ... up to ``steps``: the fixed point is found by continuation in
     time. A Jacobi sweep over the whole horizon at once can overshoot without bound when
     gamma0^2 L t is large (Picard iterates of a Volterra system grow like (c t)^k / k!)."""
@@ -140,12 +140,12 @@ def _schedule(steps, first=16):
 def solve_linear(x, y, x_test, *, depth, gamma0, eta, steps, damping, tol, max_iter, progress,
                  kernels):
     """Deep linear DMFT by the operator equations (see the module docstring), continued in time
-    over the horizons of ``_schedule(steps)``, each iterated to ``tol`` (at most ``max_iter``
+    over the horizons of ``schedule(steps)``, each iterated to ``tol`` (at most ``max_iter``
     sweeps per horizon). ``residuals`` lists every sweep of every horizon."""
     p, d = x.shape
     xa = x if x_test is None else jnp.concatenate([x, x_test])
     q = xa.shape[0] - p
-    horizons = _schedule(steps)
+    horizons = schedule(steps)
     k0, phi0, state = _start(xa, y, steps=horizons[0], depth=depth)
     step = _iterate_jit
     residuals = []
