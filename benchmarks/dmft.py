@@ -118,9 +118,16 @@ def deep(quick, reps):
               n_samples=n, method="gradient_independence", max_iter=10, tol=1e-12,
               kernels="equal_time")
     import warnings
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        t_jax, res = best_time(lambda: dynamics.dmft(x, y, nets.Tanh(), **kw).f_train, 1)
+
+    from widelimits.dynamics import _dmft_deep
+    schedule = _dmft_deep.schedule
+    _dmft_deep.schedule = lambda steps: [steps]  # one horizon, as in the NumPy transcription
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            t_jax, res = best_time(lambda: dynamics.dmft(x, y, nets.Tanh(), **kw).f_train, 1)
+    finally:
+        _dmft_deep.schedule = schedule
     it = 10
     t1 = steps + 1
     phis = np.broadcast_to(x @ x.T / d, (depth, t1, t1, p, p)).copy()
