@@ -33,11 +33,12 @@ from ._dmft import DMFTResult, _progress_bar, derivative
 from ._dmft_linear import schedule
 
 
-def _single_site(activation, u, r, w0, delta, phis, gs, ra, rb, gamma0, eta, p):
+def _single_site(activation, u, r, w0, delta, phis, gs, ra, rb, gamma0, eta, p, responses=True):
     """One sample's trajectory. u: (L, T+1, Q) (Q = P + test points); r: (L-1, T+1, Q); w0: ();
     delta: (T+1, Q) (zero on test points); phis: (L, T+1, T+1, Q, Q) = Phi^0..Phi^{L-1};
     gs: (L-1, ...) = G^2..G^L; ra: (L-1, ...) = RA^1..RA^{L-1}; rb: (L-1, ...) = RB^1..RB^{L-1}.
-    Returns phi(h) and g histories, (L, T+1, Q) each, and w (T+1,)."""
+    ``responses=False`` skips the (zero) response terms. Returns phi(h) and g histories,
+    (L, T+1, Q) each, and w (T+1,)."""
     depth, t1, q = u.shape
     dphi = derivative(activation)
     c = gamma0 * eta / p
@@ -48,7 +49,7 @@ def _single_site(activation, u, r, w0, delta, phis, gs, ra, rb, gamma0, eta, p):
         for l in range(depth):                         # forward: h^{l+1}(k) uses g^{l+1}(m < k)
             dg = g_hist[l] * delta                     # rows m >= k are still zero
             h = u[l, k] + c * jnp.einsum("mab,mb->a", phis[l, k], dg)
-            if l > 0:
+            if l > 0 and responses:
                 h = h + jnp.einsum("mab,mb->a", ra[l - 1, k], g_hist[l])
             hs.append(h)
         ph_hist = jax.lax.dynamic_update_index_in_dim(
@@ -58,8 +59,9 @@ def _single_site(activation, u, r, w0, delta, phis, gs, ra, rb, gamma0, eta, p):
         for l in range(depth - 2, -1, -1):             # backward: z^l(k) uses phi(h^l(m <= k))
             phl = ph_hist[l]
             past = phl * ((jnp.arange(t1) != k)[:, None] * delta)
-            z = (r[l, k] + c * jnp.einsum("mab,mb->a", gs[l, k], past)
-                 + jnp.einsum("mab,mb->a", rb[l, k], phl))
+            z = r[l, k] + c * jnp.einsum("mab,mb->a", gs[l, k], past)
+            if responses:
+                z = z + jnp.einsum("mab,mb->a", rb[l, k], phl)
             zs[l] = z
         g_now = jnp.stack([dphi(h) * z for h, z in zip(hs, zs, strict=True)])
         g_hist = jax.lax.dynamic_update_index_in_dim(g_hist, g_now, k, axis=1)
@@ -96,7 +98,8 @@ def _iteration(activation, state, noise, phi0, y, gamma0, eta, damping, jitter, 
     dpad = jnp.concatenate([delta, jnp.zeros((t1, q - p), y.dtype)], axis=1)
 
     def site(u_, r_, w0_):
-        return _single_site(activation, u_, r_, w0_, dpad, phi_all, gs[1:], ra, rb, gamma0, eta, p)
+        return _single_site(activation, u_, r_, w0_, dpad, phi_all, gs[1:], ra, rb, gamma0, eta, p,
+                            responses)
 
     ph, g, ws = jax.vmap(site)(u, rs, w0)                           # (n, L, T+1, Q), (n, T+1)
     new_phis = jnp.einsum("nltq,nlsr->ltsqr", ph, ph) / n
