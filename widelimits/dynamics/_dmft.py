@@ -149,7 +149,9 @@ def dmft(x, y, activation, *, depth=1, gamma0, eta, steps, key, n_samples=2000, 
         approximation, not the DMFT; for depth 1 it coincides with "sampled"), or "closed_form"
         (``nets.Identity()`` only: exact Gaussian operator equations, no sampling).
       damping: a in X <- a X_new + (1 - a) X for the outer fixed-point iteration (depth >= 2).
-      tol, max_iter: stop when the max |change| of the order parameters is below ``tol``.
+      tol, max_iter: stop when the max |change| of the order parameters is below ``tol``. The
+        deep solvers continue in time over the horizons ceil(T / 2^k) (the first <= 16), each
+        iterated at most ``max_iter`` times; ``residuals`` lists every iteration.
       on_fail: "warn" (``warnings.warn`` with the residual) or "raise" (``RuntimeError``) when the
         iteration does not converge.
       kernels: "full" (two-time kernels) or "equal_time" (memory-lean) for ``phi``/``g``.

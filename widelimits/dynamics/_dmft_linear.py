@@ -128,9 +128,10 @@ def _extend(state, p, q, old, new):
 
 
 def schedule(steps, first=16):
-    """Horizons first, 2 first, ... up to ``steps``: the fixed point is found by continuation in
-    time. A Jacobi sweep over the whole horizon at once can overshoot without bound when
-    gamma0^2 L t is large (Picard iterates of a Volterra system grow like (c t)^k / k!)."""
+    """Horizons ceil(steps / 2^k), k = K, ..., 0, with the first one <= ``first``: the fixed
+    point is found by continuation in time. A Jacobi sweep over the whole horizon at once can
+    overshoot without bound when gamma0^2 L t is large (Picard iterates of a Volterra system
+    grow like (c t)^k / k!)."""
     out = [steps]
     while out[-1] > first:
         out.append(-(-out[-1] // 2))
