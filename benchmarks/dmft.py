@@ -119,15 +119,15 @@ def deep(quick, reps):
               kernels="equal_time")
     import warnings
 
-    from widelimits.dynamics import _dmft_deep
-    schedule = _dmft_deep.schedule
-    _dmft_deep.schedule = lambda steps: [steps]  # one horizon, as in the NumPy transcription
+    from widelimits.dynamics import _dmft
+    schedule = _dmft.schedule
+    _dmft.schedule = lambda steps: [steps]  # one horizon, as in the NumPy transcription
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             t_jax, res = best_time(lambda: dynamics.dmft(x, y, nets.Tanh(), **kw).f_train, 1)
     finally:
-        _dmft_deep.schedule = schedule
+        _dmft.schedule = schedule
     it = 10
     t1 = steps + 1
     phis = np.broadcast_to(x @ x.T / d, (depth, t1, t1, p, p)).copy()

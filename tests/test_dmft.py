@@ -347,14 +347,14 @@ def test_deep_linear_long_horizon_continues_in_time(monkeypatch):
     """gamma0^2 L t large: one Jacobi sweep over the whole horizon from the lazy start overshoots
     to inf/nan within a few sweeps; continuation in time (horizons 12, 24, 48) converges, and by
     causality its first 24 steps equal the solution for T = 24."""
-    from widelimits.dynamics import _dmft_linear
+    from widelimits.dynamics import _dmft, _dmft_linear
 
     rng = np.random.default_rng(3)
     x = rng.standard_normal((3, 16))
     y = x @ rng.standard_normal(16) / 4.0
     kw = dict(depth=5, gamma0=1.5, eta=0.025, damping=0.6, tol=1e-8, max_iter=300,
               progress=False, kernels="equal_time")
-    assert _dmft_linear.schedule(48) == [12, 24, 48]
+    assert _dmft.schedule(48) == [12, 24, 48]
     x, y = jnp.asarray(x), jnp.asarray(y)
     r = dynamics.dmft(x, y, nets.Identity(), method="closed_form", steps=48, tol=1e-8,
                       max_iter=300, depth=5, gamma0=1.5, eta=0.025, key=jax.random.key(0),
@@ -365,6 +365,6 @@ def test_deep_linear_long_horizon_continues_in_time(monkeypatch):
                          kernels="equal_time")
     assert _maxdiff(r.delta[:25], half.delta) < 1e-7
     # the same fixed point attempted over the whole horizon at once
-    monkeypatch.setattr(_dmft_linear, "schedule", lambda steps: [steps])
+    monkeypatch.setattr(_dmft, "schedule", lambda steps: [steps])
     direct = _dmft_linear.solve_linear(x, y, None, steps=48, **kw)
     assert not direct.converged

@@ -234,6 +234,42 @@ def _progress_bar(total, enabled, desc):
     return tqdm(total=total, disable=not enabled, desc=desc, leave=False)
 
 
+def schedule(steps, first=16):
+    """Horizons ceil(steps / 2^k), k = K, ..., 0, with the first one <= ``first``: the fixed
+    point is found by continuation in time. A Jacobi sweep over the whole horizon at once can
+    overshoot without bound when gamma0^2 L t is large (Picard iterates of a Volterra system
+    grow like (c t)^k / k!)."""
+    out = [steps]
+    while out[-1] > first:
+        out.append(-(-out[-1] // 2))
+    return out[::-1]
+
+
+def iterate_in_time(steps, start, sweep, *, tol, max_iter, progress, desc):
+    """Damped fixed-point iteration continued in time over the horizons ``schedule(steps)``.
+
+    ``start(horizon, previous)`` returns ``(consts, state)`` for a horizon; ``previous`` is None
+    for the first one, else ``(state, old_horizon)`` to extend (by causality its first steps are
+    already solved). ``sweep(consts, state, horizon)`` returns ``(state, residual, out)``. Each
+    horizon is iterated until ``residual < tol`` (or non-finite), at most ``max_iter`` times.
+    Returns the last horizon's ``consts``, ``state`` and ``out``, and every residual."""
+    horizons = schedule(steps)
+    residuals, state, previous = [], None, None
+    bar = _progress_bar(max_iter * len(horizons), progress, desc)
+    for horizon in horizons:
+        consts, state = start(horizon, previous)
+        for _ in range(max_iter):
+            state, res, out = sweep(consts, state, horizon)
+            residuals.append(float(res))
+            bar.update(1)
+            bar.set_postfix(T=horizon, residual=f"{residuals[-1]:.2e}")
+            if residuals[-1] < tol or not np.isfinite(residuals[-1]):
+                break
+        previous = (state, horizon)
+    bar.close()
+    return consts, state, out, residuals
+
+
 def derivative(activation):
     """Elementwise phi'(h) of an activation spec, by forward-mode jax."""
     def dphi(h):

@@ -29,8 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._dmft import DMFTResult, _progress_bar, derivative
-from ._dmft_linear import schedule
+from ._dmft import DMFTResult, derivative, iterate_in_time
 
 
 def _single_site(activation, u, r, w0, delta, phis, gs, ra, rb, gamma0, eta, p, responses=True):
@@ -181,8 +180,8 @@ def _extend(state, old, new):
 def solve_deep(x, y, x_test, activation, *, depth, gamma0, eta, steps, key, n_samples, responses,
                damping, tol, max_iter, jitter, progress, kernels):
     """Damped fixed-point iteration of the deep sampled DMFT (see the module docstring),
-    continued in time over the horizons ``schedule(steps)`` (each iterated to ``tol``, at most
-    ``max_iter`` times): iterating over a long horizon at once can overshoot without bound."""
+    continued in time over the horizons ``_dmft.schedule(steps)`` (each iterated to ``tol``, at
+    most ``max_iter`` times): iterating over a long horizon at once can overshoot without bound."""
     if gamma0 == 0:
         raise ValueError("gamma0 = 0 with depth >= 2: the lazy limit is the NTK gradient flow; "
                          "use dynamics.gradient_descent_mse with kernels.analytic, or gamma0 > 0")
@@ -190,22 +189,20 @@ def solve_deep(x, y, x_test, activation, *, depth, gamma0, eta, steps, key, n_sa
     xa = x if x_test is None else jnp.concatenate([x, x_test])
     q = xa.shape[0]
     chunk = max(1, min(n_samples, 32))
-    horizons = schedule(steps)
-    residuals, state = [], None
-    bar = _progress_bar(max_iter * len(horizons), progress, "dmft")
-    for i, horizon in enumerate(horizons):
+
+    def start(horizon, previous):
         # fresh common random numbers per horizon; the previous solution, extended, as the start
         phi0, noise, lazy = _start(xa, y, key, depth=depth, steps=horizon, n_samples=n_samples)
-        state = lazy if i == 0 else _extend(state, horizons[i - 1], horizon)
-        for _ in range(max_iter):
-            state, res, out = _iteration_jit(activation, state, noise, phi0, y, gamma0, eta,
-                                             damping, jitter, responses=responses, chunk=chunk)
-            residuals.append(float(res))
-            bar.update(1)
-            bar.set_postfix(T=horizon, residual=f"{residuals[-1]:.2e}")
-            if residuals[-1] < tol or not np.isfinite(residuals[-1]):
-                break
-    bar.close()
+        return (phi0, noise), lazy if previous is None else _extend(*previous, horizon)
+
+    def sweep(consts, state, horizon):
+        phi0, noise = consts
+        return _iteration_jit(activation, state, noise, phi0, y, gamma0, eta, damping, jitter,
+                              responses=responses, chunk=chunk)
+
+    (phi0, _), _, out, residuals = iterate_in_time(steps, start, sweep, tol=tol,
+                                                   max_iter=max_iter, progress=progress,
+                                                   desc="dmft")
     t, f_tr, delta, f_te, phis, gs, ntk = _finish(*out, phi0, y, eta, p=p, kernels=kernels)
     return DMFTResult(t=t, f_train=f_tr, delta=delta, f_test=None if q == p else f_te,
                       phi=phis, g=gs, ntk=ntk,

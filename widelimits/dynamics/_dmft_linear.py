@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import solve_triangular
 
-from ._dmft import DMFTResult, _progress_bar
+from ._dmft import DMFTResult, iterate_in_time
 
 
 def _layer(phi_prev, g_next, a_prev, b_l, dmask, gamma0):
@@ -113,7 +113,7 @@ def _start(xa, y, *, steps, depth):
     return k0, phi0, state
 
 
-def _extend(state, p, q, old, new):
+def _extend(state, old, new, *, p, q):
     """The state for ``old`` steps as the starting guess for ``new`` steps: each time axis is
     extended by repeating its last time (causality: the first ``old`` steps are already right)."""
     pq, t0, t1 = p + q, old + 1, new + 1
@@ -127,46 +127,29 @@ def _extend(state, p, q, old, new):
     return (delta,) + tuple(grow(m) for m in state[1:])
 
 
-def schedule(steps, first=16):
-    """Horizons ceil(steps / 2^k), k = K, ..., 0, with the first one <= ``first``: the fixed
-    point is found by continuation in time. A Jacobi sweep over the whole horizon at once can
-    overshoot without bound when gamma0^2 L t is large (Picard iterates of a Volterra system
-    grow like (c t)^k / k!)."""
-    out = [steps]
-    while out[-1] > first:
-        out.append(-(-out[-1] // 2))
-    return out[::-1]
-
-
 def solve_linear(x, y, x_test, *, depth, gamma0, eta, steps, damping, tol, max_iter, progress,
                  kernels):
     """Deep linear DMFT by the operator equations (see the module docstring), continued in time
-    over the horizons of ``schedule(steps)``, each iterated to ``tol`` (at most ``max_iter``
+    over the horizons of ``_dmft.schedule(steps)``, each iterated to ``tol`` (at most ``max_iter``
     sweeps per horizon). ``residuals`` lists every sweep of every horizon."""
     p, d = x.shape
     xa = x if x_test is None else jnp.concatenate([x, x_test])
     q = xa.shape[0] - p
-    horizons = schedule(steps)
-    k0, phi0, state = _start(xa, y, steps=horizons[0], depth=depth)
-    step = _iterate_jit
-    residuals = []
-    bar = _progress_bar(max_iter * len(horizons), progress, "dmft closed form")
-    for i, horizon in enumerate(horizons):
-        if i:
-            state = _extend(state, p, q, horizons[i - 1], horizon)
-            phi0 = jnp.tile(k0, (horizon + 1, horizon + 1))
-        for _ in range(max_iter):
-            state, res, f = step(state, phi0, y, p=p, q=q, steps=horizon, depth=depth,
-                                 gamma0=gamma0, eta=eta, damping=damping)
-            residuals.append(float(res))
-            bar.update(1)
-            bar.set_postfix(T=horizon, residual=f"{residuals[-1]:.2e}")
-            if residuals[-1] < tol or not np.isfinite(residuals[-1]):
-                break
-    bar.close()
+
+    def start(horizon, previous):
+        k0, phi, lazy = _start(xa, y, steps=horizon, depth=depth)
+        return (k0, phi), lazy if previous is None else _extend(*previous, horizon, p=p, q=q)
+
+    def sweep(consts, state, horizon):
+        return _iterate_jit(state, consts[1], y, p=p, q=q, steps=horizon, depth=depth,
+                            gamma0=gamma0, eta=eta, damping=damping)
+
+    (k0, phi0), state, _, residuals = iterate_in_time(
+        steps, start, sweep, tol=tol, max_iter=max_iter, progress=progress,
+        desc="dmft closed form")
     # one undamped evaluation at the final state gives the reported quantities
-    _, _, f = step(state, phi0, y, p=p, q=q, steps=steps, depth=depth, gamma0=gamma0, eta=eta,
-                   damping=1.0)
+    _, _, f = _iterate_jit(state, phi0, y, p=p, q=q, steps=steps, depth=depth, gamma0=gamma0,
+                           eta=eta, damping=1.0)
     t, f_tr, delta, f_te, phi_b, g_b, ntk = _finish(state[1], state[2], f, k0, y, eta, p=p, q=q,
                                                     steps=steps, depth=depth, kernels=kernels)
     return DMFTResult(t=t, f_train=f_tr, delta=delta, f_test=None if q == 0 else f_te,
