@@ -19,7 +19,7 @@ from .. import nets
 from ._arccos import safe_sqrt
 from ._dual import dual
 from ._kernel import Kernel
-from ._tiling import tiled_pair
+from ._tiling import symmetric_blocks, tiled_pair
 
 __all__ = ["analytic", "RULES"]
 
@@ -230,8 +230,12 @@ def _propagate(layer, s, path=""):
     return rule(layer, s, path)
 
 
-def _kernel_pair(net, x1, x2):
-    """Final state for all pairs (x1[i], x2[j]); ``x2=None`` for the symmetric case x2 = x1."""
+def _kernel_pair(net, x1, x2, same=False):
+    """Final state for all pairs (x1[i], x2[j]); ``x2=None`` for the symmetric case x2 = x1.
+
+    ``same`` (a bool, possibly traced) says that x2 is x1 given twice: the diagonal of q12 is
+    then set to the squared norms, so identical inputs have correlation 1 exactly.
+    """
     d = x1.shape[-1]
     sq1 = jnp.sum(x1 * x1, axis=-1) / d
     if x2 is None:
@@ -242,6 +246,9 @@ def _kernel_pair(net, x1, x2):
     else:
         sq2 = jnp.sum(x2 * x2, axis=-1) / d
         q12 = x1 @ x2.T / d
+        if same is not False:
+            eye = jnp.eye(x1.shape[0], x2.shape[0], dtype=bool)
+            q12 = jnp.where(eye & same, sq1[:, None], q12)
         s = _State(sq1[:, None], q12, sq2[None, :], jnp.zeros_like(q12), False, d, raw=True)
     return _propagate(net, s)
 
@@ -262,10 +269,35 @@ def _tiled_pair(net, x1, x2, b):
     return tiled_pair(pair, x1, x2, b)
 
 
+_SYMMETRIC_TILE = 100  # rows per tile of k(x, x) built from its blocks
+
+
+def _symmetric_tiles(n):
+    """Number of tiles for ``k(x, x)`` of n inputs: 1 (one n x n program) below 400 inputs,
+    else n // 100 up to 16. Measured on 2 CPU cores (erf, depth 3): 1.3-1.4x faster than one
+    program at n = 600, 1000 and 4000, none at n = 300; tiles of 100-250 rows keep the
+    vectorised loops long while the skipped lower triangle approaches half the work."""
+    m = min(n // _SYMMETRIC_TILE, 16)
+    return m if m >= 4 else 1
+
+
+def _symmetric(net, x, m):
+    """(nngp, ntk) of x with itself from the m (m + 1) / 2 upper blocks (``symmetric_blocks``)."""
+    def block(xa, xb, same):
+        s = _kernel_pair(net, xa, xb, same)
+        return s.q12, s.t12
+
+    return symmetric_blocks(block, x, m)
+
+
 @functools.partial(jax.jit, static_argnames=("batch_size",))
 def _analytic(net, x1, x2, batch_size):
     n1, n2 = x1.shape[0], (x1 if x2 is None else x2).shape[0]
-    if batch_size is None or batch_size >= max(n1, n2):
+    m = _symmetric_tiles(n1) if x2 is None else 1
+    if (batch_size is None or batch_size >= n1) and m > 1:
+        nngp, ntk = _symmetric(net, x1, m)
+        var1 = var2 = jnp.diagonal(nngp)
+    elif batch_size is None or batch_size >= max(n1, n2):
         s = _kernel_pair(net, x1, x2)
         var1, var2 = s.q11[:, 0], s.q22[0, :]
         nngp, ntk = s.q12, s.t12
@@ -311,8 +343,9 @@ def analytic(net, x1, x2=None, *, batch_size: int | None = None) -> Kernel:
     (Dense, activation) or residual blocks are evaluated by one ``lax.scan``, so compile and run
     time grow linearly with depth. Works under ``jit``/``vmap``/``grad`` (the spec's
     ``w_std``/``b_std`` and activation parameters are differentiable leaves) in float32 and
-    float64; the dtype follows the inputs. Raises ``ValueError`` if the kernel overflows to
-    inf/NaN (checked when called outside a trace).
+    float64; the dtype follows the inputs. With ``x2=None`` and n >= 400 only the upper
+    triangle of tiles is computed and the lower one is its transpose. Raises ``ValueError`` if
+    the kernel overflows to inf/NaN (checked when called outside a trace).
 
     Returns:
       ``Kernel`` with ``nngp``, ``ntk`` (n1, n2) and the NNGP variances ``var1`` (n1,),

@@ -72,9 +72,12 @@ def _erf(act, q11, q12, q22):
     # Williams 1997, for a erf(b x) + c: rescale covariances by b^2; E[erf] = 0.
     a, b, c = act.a, act.b, act.c
     b2 = b * b
-    d1, d2 = 1 + 2 * b2 * q11, 1 + 2 * b2 * q22
-    v = a * a * (2 / math.pi) * jnp.arcsin(2 * b2 * q12 * jax.lax.rsqrt(d1 * d2)) + c * c
-    dv = a * a * b2 * (4 / math.pi) * jax.lax.rsqrt(d1 * d2 - 4 * b2 * b2 * q12 * q12)
+    # arcsin(y / sqrt(p)) = atan2(y, s) with s^2 = p - y^2 >= 1 + 2 b^2 (q11 + q22) > 0: one
+    # square root serves both maps.
+    y = 2 * b2 * q12
+    s = jnp.sqrt((1 + 2 * b2 * q11) * (1 + 2 * b2 * q22) - y * y)
+    v = a * a * (2 / math.pi) * jnp.arctan2(y, s) + c * c
+    dv = a * a * b2 * (4 / math.pi) / s
     return v, dv
 
 

@@ -1,11 +1,13 @@
-"""Tiling of pairwise computations over blocks of inputs, to bound memory."""
+"""Tiling of pairwise computations over blocks of inputs, to bound memory or to skip the
+lower triangle of a symmetric one."""
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-__all__ = ["tiles", "tiled_pair", "tiled_rows"]
+__all__ = ["tiles", "tiled_pair", "tiled_rows", "symmetric_blocks"]
 
 
 def tiles(x, b):
@@ -37,3 +39,30 @@ def tiled_rows(fn, x, b):
     t = tiles(x, b)
     out = jax.lax.map(fn, t)
     return jax.tree.map(lambda k: k.reshape((t.shape[0] * b,) + k.shape[2:])[: x.shape[0]], out)
+
+
+def symmetric_blocks(fn, x, m):
+    """A symmetric pairwise quantity of ``x`` (n, ...) from its upper-triangular blocks.
+
+    ``x`` is split into ``m`` tiles of ``b = ceil(n / m)`` rows (the last padded as in
+    ``tiles``); ``fn(xa, xb, same)`` maps two tiles to a pytree of (b, b) blocks, ``same`` a
+    traced bool that is True when ``xa`` is ``xb`` (a diagonal block). Only the m (m + 1) / 2
+    blocks with i <= j are computed, vmapped as one program; block (j, i) is written as the
+    transpose of block (i, j), so the (n, n) result is exactly symmetric.
+    """
+    n = x.shape[0]
+    b = -(-n // m)
+    t = tiles(x, b)
+    iu, ju = np.triu_indices(m)
+    blocks = jax.vmap(fn)(t[iu], t[ju], jnp.asarray(iu == ju))
+    rows, cols = jnp.asarray(iu * b), jnp.asarray(ju * b)
+
+    def merge(o):
+        def put(p, full):
+            full = jax.lax.dynamic_update_slice(full, o[p].T, (cols[p], rows[p]))
+            return jax.lax.dynamic_update_slice(full, o[p], (rows[p], cols[p]))
+
+        full = jnp.zeros((m * b, m * b), o.dtype)
+        return jax.lax.fori_loop(0, len(iu), put, full)[:n, :n]
+
+    return jax.tree.map(merge, blocks)
