@@ -17,6 +17,9 @@ y = sin(x_0) + noise, in float32:
 Times are wall seconds after compilation (each side is run once untimed first, with the same
 shapes; ``*_first_call_s`` is that first call: compilation plus one run), ended by
 ``block_until_ready``. ``ratio = loop_s / vmapped_s``, ``ratio_mapped = loop_s / mapped_s``.
+``compute_s`` is n_models times one member's steps run as one compiled ``lax.scan`` (no Python
+dispatch), and ``ceiling = loop_s / compute_s``: where the loop is compute-bound (width 512:
+about 100 MFLOP per step) the ceiling is near 1 and no single program can be much faster.
 ``max_rel_diff`` compares the compiled runs' final training losses with the loop's (max over
 members and modes of |a - b| / |b|).
 """
@@ -49,8 +52,11 @@ def bench_ensemble(n_models: int = 64, width: int = 512, steps: int = 1000, dept
     """Time ``n_models`` MLPs trained ``steps`` steps: vmapped ``dynamics.train`` vs a Python loop
     over seeds calling one jitted step (and ``ensemble_mode="map"``). ``quick=True`` uses 100
     steps. Returns a dict of the configuration, ``vmapped_s``, ``mapped_s``, ``loop_s``,
-    ``ratio`` (loop / vmapped), ``ratio_mapped`` (loop / mapped) and ``max_rel_diff`` (final
-    losses of the compiled runs vs the loop)."""
+    ``ratio`` (loop / vmapped), ``ratio_mapped`` (loop / mapped), ``compute_s`` (n_models times
+    one member's steps compiled as one ``lax.scan``: the loop's arithmetic without its dispatch),
+    ``ceiling`` (loop / compute: the speed-up that removing dispatch can give unless batching
+    makes the arithmetic itself faster) and ``max_rel_diff`` (final losses of the compiled runs
+    vs the loop)."""
     if quick:
         steps = min(steps, 100)
     x, y = _data()
@@ -100,6 +106,17 @@ def bench_ensemble(n_models: int = 64, width: int = 512, steps: int = 1000, dept
     t0 = time.perf_counter()
     b = loop(steps)
     loop_s = time.perf_counter() - t0
+
+    @jax.jit
+    def one_member(p):  # the loop's work for one member without its Python dispatch
+        return jax.lax.scan(lambda c, _: (step(*c), None), (p, opt.init(p)), None,
+                            length=steps)[0][0]
+
+    p0 = jax.tree.map(lambda a: a[0], params)
+    jax.block_until_ready(one_member(p0))
+    t0 = time.perf_counter()
+    jax.block_until_ready(one_member(p0))
+    compute_s = n_models * (time.perf_counter() - t0)
     return {
         "n_models": n_models, "width": width, "depth": depth, "steps": steps, "n": N,
         "d_in": D_IN, "learning_rate": learning_rate, "dtype": "float32",
@@ -107,6 +124,7 @@ def bench_ensemble(n_models: int = 64, width: int = 512, steps: int = 1000, dept
         "vmapped_first_call_s": first["vmap"], "vmapped_s": timed["vmap"],
         "mapped_first_call_s": first["map"], "mapped_s": timed["map"], "loop_s": loop_s,
         "ratio": loop_s / timed["vmap"], "ratio_mapped": loop_s / timed["map"],
+        "compute_s": compute_s, "ceiling": loop_s / compute_s,
         "max_rel_diff": float(max(np.max(np.abs(a - b) / np.abs(b)) for a in final.values())),
     }
 
