@@ -5,6 +5,8 @@ function-space recursions (gradient descent ``f ← f − (η/N) Θ (f − y)``,
 ``u ← μ u − (η/N) Θ (f − y); f ← f + u``), with N = y.size.
 """
 
+import pathlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -220,6 +222,82 @@ def test_gp_inference_with_noise_and_train_points(prob, dtype):
 
 
 # ----------------------------------------------------------------------------- transformations
+def momentum_flow_oracle(t, tx, y, f0, ft0, lr, mu, times):
+    """Continuous heavy ball by one dense matrix exponential of the joint linear ODE
+    r' = q, q' = -(1 - mu) q - A r (train, r = f - y), f*' = q*, q*' = -(1 - mu) q* - B r."""
+    n, m = t.shape[0], tx.shape[0]
+    a, b, i_n, i_m = lr / y.size * t, lr / y.size * tx, np.eye(n), np.eye(m)
+    z = np.zeros
+    gen = np.block([[z((n, n)), i_n, z((n, m)), z((n, m))],
+                    [-a, -(1 - mu) * i_n, z((n, m)), z((n, m))],
+                    [z((m, n)), z((m, n)), z((m, m)), i_m],
+                    [-b, z((m, n)), z((m, m)), -(1 - mu) * i_m]])
+    start = np.concatenate([f0 - y, 0 * f0, ft0, 0 * ft0])
+    states = [sl.expm(gen * s) @ start for s in times]
+    return (np.stack([y + st[:n] for st in states]),
+            np.stack([st[2 * n:2 * n + m] for st in states]))
+
+
+@pytest.mark.parametrize("mu", [0.0, 0.5, 0.9, 0.99])
+def test_momentum_in_continuous_time_matches_expm(prob, dtype, mu):
+    # Over- and under-damped eigen-directions, some near critical, all occur: a = eta lambda / N
+    # spans 6e-4 .. 1e4 times ((1 - mu)/2)^2 across the learning rates and the spectrum (0.97 and
+    # 0.91 among them); the singular kernel adds a = 0 directions.
+    times = [0.0, 0.3, 2.0, 17.0, 300.0]
+    for key, keyx in (("t", "tx"), ("low", "lowx")):
+        t, tx, y, f0, ft0 = cast(prob, dtype, key, keyx, "y", "f0", "ft0")
+        for lr in (0.01, 0.3, 2.0):
+            pred = dy.gradient_descent_mse(t, y, lr, momentum=mu)
+            tr, te = pred(jnp.asarray(times, dtype), f0, ft0, tx)
+            rtr, rte = momentum_flow_oracle(prob[key], prob[keyx], prob["y"], prob["f0"],
+                                            prob["ft0"], lr, mu, times)
+            close(tr, rtr, dtype, 1e-9, 2e-4)
+            close(te, rte, dtype, 1e-9, 2e-4)
+
+
+def test_momentum_flow_matches_neural_tangents():
+    # tests/reference/nt_momentum_flow.npz: NT 0.6.5's predict.gradient_descent with momentum,
+    # the MSE loss 0.5 mean((f - y)^2), solved by its ODE solver (rtol 1.4e-8) at the same times.
+    ref = np.load(pathlib.Path(__file__).parent / "reference" / "nt_momentum_flow.npz")
+    k, kx, y, f0, ft0, times = (jnp.asarray(ref[x]) for x in ("k", "kx", "y", "f0", "ft0",
+                                                              "times"))
+    for i in range(int(ref["n_cases"])):
+        pred = dy.gradient_descent_mse(k, y, float(ref[f"case{i}_lr"]),
+                                       momentum=float(ref[f"case{i}_mu"]))
+        tr, te = pred(times, f0, ft0, kx)
+        for ours, nt_value in ((tr, ref[f"case{i}_train"]), (te, ref[f"case{i}_test"])):
+            assert np.max(np.abs(ours - nt_value)) <= 1e-6 * np.max(np.abs(nt_value))
+
+
+def test_momentum_flow_at_critical_damping():
+    # One point, a = b^2 (1 + d): the residual is e^{-bt} (1 + bt) + O(d (bt)^2) on both sides
+    # of the switch between the cosh and cos forms, with a finite time derivative.
+    mu, lr, n = 0.6, 0.5, 1
+    b = (1 - mu) / 2
+    times = jnp.array([0.0, 1.0, 7.0, 40.0])
+    for d in (-1e-9, 0.0, 1e-9):
+        lam = b * b * (1 + d) * n / lr
+        pred = dy.gradient_descent_mse(jnp.array([[lam]]), jnp.zeros((1, 1)), lr, momentum=mu)
+        g = pred(times, jnp.ones((1, 1)))[:, 0, 0]
+        np.testing.assert_allclose(g, np.exp(-b * times) * (1 + b * times), rtol=1e-7)
+        dg = jax.grad(lambda s, p=pred: p(s, jnp.ones((1, 1)))[0, 0])(7.0)
+        np.testing.assert_allclose(dg, -b * b * 7.0 * np.exp(-b * 7.0), rtol=1e-6)
+
+
+def test_momentum_flow_is_the_small_step_limit_of_heavy_ball(prob):
+    # Time t in steps: the recursion r_{k+1} = (1 + mu - a) r_k - mu r_{k-1} approaches the ODE
+    # r'' + (1 - mu) r' + a r = 0 as the per-step change vanishes (a, 1 - mu -> 0 with
+    # a / (1 - mu)^2 fixed, times ~ 1 / (1 - mu)); the gap shrinks like the step size.
+    t, y, f0 = (jnp.asarray(prob[x]) for x in ("t", "y", "f0"))
+    gaps = []
+    for h in (0.1, 0.05, 0.025):
+        mu, lr, k = 1 - h, 0.3 * h * h, int(round(10 / h))
+        pred = dy.gradient_descent_mse(t, y, lr, momentum=mu)
+        gaps.append(float(jnp.max(jnp.abs(pred(float(k), f0) - pred(steps=k, fx_train_0=f0)))))
+    slope = np.polyfit(np.log([0.1, 0.05, 0.025]), np.log(gaps), 1)[0]
+    assert 0.8 < slope < 1.2, (gaps, slope)
+
+
 def test_jit_vmap_grad(prob):
     t, tx, y, f0 = (jnp.asarray(prob[x]) for x in ("t", "tx", "y", "f0"))
     times = jnp.array([0.5, 3.0, jnp.inf])
@@ -305,7 +383,6 @@ def test_errors(prob):
         (lambda: gd(t, y, learning_rate=-1.0), ValueError, "learning_rate"),
         (lambda: gd(t, y, diag_reg=-1.0), ValueError, "diag_reg"),
         (lambda: gd(t, y, momentum=1.0), ValueError, "momentum"),
-        (lambda: gd(t, y, momentum=0.5)(1.0), ValueError, "steps="),
         (lambda: gd(t, y)(1.0, steps=jnp.array([1])), ValueError, "not both"),
         (lambda: gd(t, y)(steps=jnp.array([1.5])), ValueError, "integers"),
         (lambda: gd(t, y)(-1.0), ValueError, ">= 0"),

@@ -179,13 +179,8 @@ def check_times(t, steps, momentum, dtype, evals):
         tn = np.asarray(t)
         if np.any(np.isnan(tn)) or np.any(tn < 0):
             raise ValueError(f"t must be >= 0 (jnp.inf for the converged limit), got {tn}")
-        if momentum is not None and np.any(np.isfinite(tn)):
-            raise ValueError("momentum is a discrete-time optimiser: pass steps= (integers), "
-                             "or t=jnp.inf for the converged limit")
         if _concrete(evals) and np.any(np.isinf(tn)):
             check_conditioning(evals, "the t = inf limit", dtype)
-    elif momentum is not None:
-        raise ValueError("momentum is a discrete-time optimiser: pass steps= (integers)")
     return t.astype(dtype), "t"
 
 
@@ -232,6 +227,43 @@ def _momentum_decay(a, mu, k):
     return g, lim
 
 
+def _exprel(x):
+    """``(1 − e^{−x}) / x`` for x >= 0, 1 at x = 0 (finite gradients)."""
+    pos = x > 0
+    return jnp.where(pos, -jnp.expm1(-x) / jnp.where(pos, x, 1.0), 1.0)
+
+
+def _momentum_flow(a, mu, t):
+    """``g(t)`` and ``(1 − g)/a`` for the continuous heavy ball on one eigen-direction.
+
+    ``ü + (1 − μ) u̇ + a u = 0``, ``u(0) = 1``, ``u̇(0) = 0``, t in steps, a = ηλ/Y.size: the
+    continuum limit of ``r_{k+1} = (1 + μ − a) r_k − μ r_{k−1}`` (neural-tangents'
+    ``predict.gradient_descent`` with momentum, whose time √η t is in units of √η). With
+    b = (1 − μ)/2 and ω² = b² − a: ``g = e^{−bt} (cosh ωt + b sinh(ωt)/ω)`` (cos for ω² < 0).
+    Overdamped modes use ε = b − ω = a/(b + ω) >= 0 and δ = 2ω, so nothing overflows and
+    ``(1 − g)/a = t [E(εt) − e^{−εt} E(δt)] / (b + ω)``, E(x) = (1 − e^{−x})/x, has no
+    cancellation as a → 0.
+    """
+    b = (1 - mu) / 2
+    w2 = b * b - a
+    over = w2 >= 0
+    pos = w2 > 0
+    w = jnp.where(pos, jnp.sqrt(jnp.where(pos, w2, 1.0)), 0.0)
+    eps = a / jnp.where(b + w > 0, b + w, 1.0)
+    delta = 2 * w
+    decay_slow = jnp.exp(-eps * t)
+    # e^{-bt} cosh(wt) = e^{-εt} (1 + e^{-δt}) / 2;  e^{-bt} sinh(wt)/w = e^{-εt} t E(δt).
+    g_over = decay_slow * ((1 + jnp.exp(-delta * t)) / 2 + b * t * _exprel(delta * t))
+    ph_over = t * (_exprel(eps * t) - decay_slow * _exprel(delta * t)) / jnp.where(
+        b + w > 0, b + w, 1.0)
+    nu = jnp.sqrt(jnp.where(over, 1.0, -w2))
+    nut = nu * t
+    sinc = jnp.where(nut > 0, jnp.sin(nut) / jnp.where(nut > 0, nut, 1.0), 1.0)
+    g_under = jnp.exp(-b * t) * (jnp.cos(nut) + b * t * sinc)
+    ph_under = (1 - g_under) / jnp.where(over, 1.0, a)  # a > b² here
+    return jnp.where(over, g_over, g_under), jnp.where(over, ph_over, ph_under)
+
+
 def decay(evals, learning_rate, size, times, mode, momentum, dtype, *, phi=True):
     """Per eigenvalue and time: ``g`` (residual factor, ``f − y = g (f_0 − y)``) and ``φ`` with
     ``f − f_0 = Θ φ (y − f_0)`` in the eigenbasis, i.e. ``φ = (1 − g) / λ`` (finite as λ → 0).
@@ -243,7 +275,10 @@ def decay(evals, learning_rate, size, times, mode, momentum, dtype, *, phi=True)
     tt = times[..., None]
     inf = jnp.isinf(tt)
     fin_t = jnp.where(inf, 0.0, tt)
-    if mode == "t":
+    if mode == "t" and momentum is not None:
+        g, ph = _momentum_flow(c * lam, jnp.asarray(momentum, dtype), fin_t)
+        ph = c * ph
+    elif mode == "t":
         x = c * lam * fin_t
         g = jnp.exp(-x)
         xpos = x > 0
@@ -282,9 +317,10 @@ class MSEPredictor:
     Call it as ``predictor(t=None, fx_train_0=0., fx_test_0=None, k_test_train=None, *,
     steps=None)``:
 
-    * ``t``: continuous time(s) in steps of size η (gradient flow), any shape S; ``None`` or
-      ``jnp.inf`` is the converged limit (kernel regression). Or ``steps``: integer number(s) of
-      discrete gradient-descent steps (required with momentum), any shape S.
+    * ``t``: continuous time(s) in steps of size η (gradient flow, or with momentum its
+      continuous heavy-ball limit), any shape S; ``None`` or ``jnp.inf`` is the converged limit
+      (kernel regression). Or ``steps``: integer number(s) of discrete gradient-descent steps,
+      any shape S.
     * ``fx_train_0``: outputs at initialisation on the train points, scalar or ``y_train``'s
       shape; ``fx_test_0``: on the test points (scalar or (m, k); default 0).
     * ``k_test_train``: ``Kernel`` (its ``.ntk``) or (m, n) array; when given, test predictions
@@ -296,7 +332,10 @@ class MSEPredictor:
       ``f_t(x*) = f_0(x*) + Θ(x*, X) Θ^{-1} (I − g(Θ)) (Y − f_0(X))`` (Lee et al. 2019, eq. 9),
     with ``g(Θ) = exp(−ηΘt/Y.size)``, ``(I − ηΘ/Y.size)^steps`` or, with momentum μ
     (``v ← μ v − η ∇L``, ``θ ← θ + v``, ``v_0 = 0``), the solution of the two-term recursion
-    ``r_{k+1} = (1 + μ − ηλ/Y.size) r_k − μ r_{k−1}`` on each eigenvalue λ.
+    ``r_{k+1} = (1 + μ − ηλ/Y.size) r_k − μ r_{k−1}`` on each eigenvalue λ for ``steps``, and
+    of its continuum limit ``r̈ + (1 − μ) ṙ + (ηλ/Y.size) r = 0``, ``ṙ(0) = 0``, for ``t``
+    (neural-tangents' ``predict.gradient_descent(..., momentum)``: its ODE in time √η·t is this
+    one in t; solved in closed form per eigenvalue, damped cos/cosh).
     """
 
     evals: jax.Array  # (n,) eigenvalues of Θ + diag_reg I, clipped at 0
@@ -365,8 +404,8 @@ def gradient_descent_mse(k_train_train, y_train, learning_rate=1.0, diag_reg=0.0
       y_train: targets (n,) or (n, k).
       learning_rate: η (a scalar; may be traced, e.g. vmapped over).
       diag_reg: added to Θ's diagonal (absolute units).
-      momentum: None (plain gradient descent / flow) or heavy-ball μ in [0, 1) (then predict
-        with ``steps=``).
+      momentum: None (plain gradient descent / flow) or heavy-ball μ in [0, 1): ``steps=``
+        gives the discrete heavy ball, ``t`` its continuous-time limit (see ``MSEPredictor``).
 
     Loss ``½ mean`` over all ``Y.size`` entries and time ``t`` in steps of size η, as in
     neural-tangents' ``predict``; for the theory notes' ``(1/2n) Σ_i ||f(x_i) − y_i||²`` with
