@@ -42,39 +42,58 @@ def _single_site(activation, u, r, w0, delta, phis, gs, ra, rb, gamma0, eta, p, 
     dphi = derivative(activation)
     c = gamma0 * eta / p
 
-    def step(carry, k):
+    def step(carry, k, hist, phis_k, gs_k, ra_k, rb_k):
+        # hist: the history rows m < hist, all that steps k < hist can reach (static)
         ph_hist, g_hist, w = carry                     # (L, T+1, Q), (L, T+1, Q), ()
+        dl = delta[:hist]
         hs = []
         # With responses, Delta, the causal mask and the response share one (T+1, Q, Q) kernel
         # per term (the same for all samples): one matrix product with the history instead of
         # two. Without them the weighted history is contracted directly (measured faster).
         for l in range(depth):                         # forward: h^{l+1}(k) uses g^{l+1}(m < k)
+            gl = g_hist[l, :hist]
             if l > 0 and responses:                    # history rows m >= k are still zero
-                kern = c * phis[l, k] * delta[:, None, :] + ra[l - 1, k]
-                h = jnp.einsum("mab,mb->a", kern, g_hist[l])
+                kern = c * phis_k[l] * dl[:, None, :] + ra_k[l - 1]
+                h = jnp.einsum("mab,mb->a", kern, gl)
             else:
-                h = c * jnp.einsum("mab,mb->a", phis[l, k], g_hist[l] * delta)
+                h = c * jnp.einsum("mab,mb->a", phis_k[l], gl * dl)
             hs.append(u[l, k] + h)
         ph_hist = jax.lax.dynamic_update_index_in_dim(
             ph_hist, jnp.stack([activation.fn(h) for h in hs]), k, axis=1)
         zs = [None] * depth
         zs[-1] = jnp.full((q,), w)
         for l in range(depth - 2, -1, -1):             # backward: z^l(k) uses phi(h^l(m <= k))
-            past = (jnp.arange(t1) != k)[:, None] * delta
+            past = (jnp.arange(hist) != k)[:, None] * dl
+            phl = ph_hist[l, :hist]
             if responses:
-                kern = c * gs[l, k] * past[:, None, :] + rb[l, k]
-                z = jnp.einsum("mab,mb->a", kern, ph_hist[l])
+                kern = c * gs_k[l] * past[:, None, :] + rb_k[l]
+                z = jnp.einsum("mab,mb->a", kern, phl)
             else:
-                z = c * jnp.einsum("mab,mb->a", gs[l, k], ph_hist[l] * past)
+                z = c * jnp.einsum("mab,mb->a", gs_k[l], phl * past)
             zs[l] = r[l, k] + z
         g_now = jnp.stack([dphi(h) * z for h, z in zip(hs, zs, strict=True)])
         g_hist = jax.lax.dynamic_update_index_in_dim(g_hist, g_now, k, axis=1)
         w_new = w + c * jnp.dot(delta[k], ph_hist[-1, k])
         return (ph_hist, g_hist, w_new), w
 
+    # Time in nb blocks: the steps of block j reach only the first (j + 1) (T+1) / nb history
+    # rows, so the contractions skip most of the zero future ((nb + 1) / (2 nb) of the work;
+    # one scan per block). Blocks of >= 8 steps, at most 8 (compile time grows with nb).
     zeros = jnp.zeros((depth, t1, q), u.dtype)
-    (ph_hist, g_hist, _), ws = jax.lax.scan(step, (zeros, zeros, w0), jnp.arange(t1))
-    return ph_hist, g_hist, ws
+    carry, ws = (zeros, zeros, w0), []
+    nb = max(1, min(_TIME_BLOCKS, t1 // 8))
+    ends = [-(-t1 * (j + 1) // nb) for j in range(nb)]
+    for lo, hi in zip([0] + ends[:-1], ends, strict=True):
+        ks = jnp.arange(lo, hi)
+        xs = (ks, phis[:, lo:hi, :hi].swapaxes(0, 1), gs[:, lo:hi, :hi].swapaxes(0, 1),
+              ra[:, lo:hi, :hi].swapaxes(0, 1), rb[:, lo:hi, :hi].swapaxes(0, 1))
+        carry, w_blk = jax.lax.scan(lambda cr, x, hi=hi: step(cr, x[0], hi, *x[1:]), carry, xs)
+        ws.append(w_blk)
+    ph_hist, g_hist, _ = carry
+    return ph_hist, g_hist, jnp.concatenate(ws)
+
+
+_TIME_BLOCKS = 8  # measured: P = 10, T = 100, n = 2000: 4.3 s per scan -> 2.7 s (4), 2.2 s (8)
 
 
 def _chol(cov, jitter):
