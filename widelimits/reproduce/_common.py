@@ -1,4 +1,5 @@
-"""Helpers shared by the figure modules: run sizes, figure creation and saving.
+"""Helpers shared by the figure modules: run sizes, resumable results, figure creation and
+saving.
 
 Figures are built on ``matplotlib.figure.Figure`` directly (no ``pyplot``), so saving uses the
 Agg canvas whatever backend the caller (a notebook, a script) has selected, and no global
@@ -13,7 +14,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-__all__ = ["SIZES", "DPI", "angle_axis", "check_size", "circle", "new_figure", "save_figure"]
+__all__ = ["SIZES", "DPI", "angle_axis", "check_size", "checkpoint", "circle", "new_figure",
+           "resume", "save_figure"]
 
 SIZES = ("full", "quick", "smoke")
 DPI = 120
@@ -24,6 +26,30 @@ def check_size(size: str) -> str:
     if size not in SIZES:
         raise ValueError(f"size must be one of {SIZES}, got {size!r}.")
     return size
+
+
+def resume(path: str | os.PathLike, **stamp) -> dict:
+    """The named arrays saved at ``path`` by :func:`checkpoint` under the same ``stamp`` (the
+    seed and any setting the pieces depend on; values ``np.array_equal`` compares), else ``{}``.
+
+    Long reproductions save after every finished piece and skip the pieces found here, so a
+    killed run resumes where it stopped; a file written under other settings is ignored (and
+    replaced by the next save).
+    """
+    if not os.path.exists(path):
+        return {}
+    with np.load(path) as f:
+        if not all(k in f.files and np.array_equal(f[k], v) for k, v in stamp.items()):
+            return {}
+        return {k: f[k] for k in f.files if k not in stamp}
+
+
+def checkpoint(path: str | os.PathLike, done: dict, **stamp) -> None:
+    """Write ``done`` (name -> array) and ``stamp`` to the npz file ``path`` (read back by
+    :func:`resume`). Atomic: a run killed while saving leaves the previous file intact."""
+    partial = f"{os.fspath(path)}.partial.npz"
+    np.savez(partial, **stamp, **done)
+    os.replace(partial, path)
 
 
 def new_figure(nrows: int, ncols: int, *, panel=(3.0, 2.6), **subplot_kw):

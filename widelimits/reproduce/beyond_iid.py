@@ -37,7 +37,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .. import compare, kernels, nets
-from ._common import check_size, circle, new_figure, save_figure
+from ._common import check_size, checkpoint, circle, new_figure, resume, save_figure
 
 __all__ = ["CONFIGS", "ENSEMBLES", "W_STD", "B_STD", "make_net", "fluctuation_net_layer",
            "gaussian_fluctuation_theory", "run", "plot"]
@@ -123,13 +123,6 @@ def gaussian_fluctuation_theory(depth: int, k1: float = 1.0):
     return k, 2 + v / k**2
 
 
-def _load(path):
-    if not os.path.exists(path):
-        return {}
-    with np.load(path) as f:
-        return {name: f[name] for name in f.files}
-
-
 def run(size: str = "full", out: str | os.PathLike = "figures", *, seed: int = 0) -> dict:
     """Compute both experiments at ``size``; every (ensemble, width) piece is saved to and
     resumed from ``out/beyond_iid_<size>.npz``.
@@ -147,9 +140,9 @@ def run(size: str = "full", out: str | os.PathLike = "figures", *, seed: int = 0
     lim = {"nngp": np.asarray(limit.nngp), "ntk": np.asarray(limit.ntk)}
     os.makedirs(out, exist_ok=True)
     data = os.path.join(os.fspath(out), f"beyond_iid_{size}.npz")
-    done = _load(data)
+    done = resume(data, seed=seed)
     key = jax.random.key(seed)
-    save = lambda: np.savez(data, **done)
+    save = lambda: checkpoint(data, done, seed=seed)  # noqa: E731
     for e, ens in enumerate(ENSEMBLES):
         for width in tqdm(cfg["widths"], desc=f"{ens}: widths", leave=False):
             if f"nngp_{ens}_{width}" in done:

@@ -32,7 +32,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .. import finite, nets
-from ._common import check_size, new_figure, save_figure
+from ._common import check_size, checkpoint, new_figure, resume, save_figure
 
 __all__ = ["CONFIGS", "CRITICAL", "D_IN", "make_net", "predictions", "run", "plot"]
 
@@ -106,11 +106,7 @@ def run(size: str = "full", out: str | os.PathLike = "figures", *, seed: int = 0
     depth = cfg["depth"]
     os.makedirs(out, exist_ok=True)
     data = os.path.join(os.fspath(out), f"criticality_vertex_{size}.npz")
-    done = {}
-    if os.path.exists(data):
-        with np.load(data) as f:
-            if int(f["seed"]) == seed and int(f["depth"]) == depth:
-                done = {k: f[k] for k in f.files if k not in ("seed", "depth")}
+    done = resume(data, seed=seed, depth=depth)
     key = jax.random.key(seed)
     jobs = [(a, w) for a in cfg["widths"] for w in cfg["widths"][a]]
     for act, width in tqdm(jobs, desc="criticality_vertex", unit="ensemble"):
@@ -118,7 +114,7 @@ def run(size: str = "full", out: str | os.PathLike = "figures", *, seed: int = 0
         if name not in done:
             k = jax.random.fold_in(jax.random.fold_in(key, width), list(CRITICAL).index(act))
             done[name] = _ensemble(act, width, depth, cfg["n_networks"], k)
-            np.savez(data, seed=seed, depth=depth, **done)
+            checkpoint(data, done, seed=seed, depth=depth)
     layers = np.arange(1, depth + 2)
     results, slopes = {}, {}
     for act in cfg["widths"]:

@@ -37,7 +37,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .. import dynamics, nets
-from ._common import check_size, new_figure, save_figure
+from ._common import check_size, checkpoint, new_figure, resume, save_figure
 from .dmft_two_layer import OPTIMIZER, alignment
 
 __all__ = ["CONFIGS", "EXPERIMENTS", "scaled_tanh", "dataset", "layer_kernels", "run", "plot",
@@ -146,11 +146,7 @@ def run(size: str = "full", out: str | os.PathLike = "figures", *, seed: int = 0
     cfg = CONFIGS[check_size(size)]
     os.makedirs(out, exist_ok=True)
     data = os.path.join(os.fspath(out), f"dmft_deep_{size}.npz")
-    done = {}
-    if os.path.exists(data):
-        with np.load(data) as f:
-            if "seed" in f.files and int(f["seed"]) == seed:
-                done = {k: f[k] for k in f.files if k != "seed"}
+    done = resume(data, seed=seed)
     todo = [(e, None) for e in EXPERIMENTS] + [(e, w) for e in EXPERIMENTS for w in cfg["widths"]]
     todo = [(e, w) for e, w in todo if f"{e}_{'dmft' if w is None else w}_loss" not in done]
     for e, w in tqdm(todo, desc="dmft_deep pieces", leave=False):
@@ -158,7 +154,7 @@ def run(size: str = "full", out: str | os.PathLike = "figures", *, seed: int = 0
         piece = (_dmft_piece(e, c, seed) if w is None else _net_piece(e, c, w, cfg["seeds"], seed))
         tag = f"{e}_{'dmft' if w is None else w}"
         done.update({f"{tag}_{k}": v for k, v in piece.items()})
-        np.savez(data, seed=seed, **done)
+        checkpoint(data, done, seed=seed)
     res = {"size": size, "config": cfg, "widths": np.asarray(cfg["widths"]), "data": data}
     for e in EXPERIMENTS:
         c = cfg[e]

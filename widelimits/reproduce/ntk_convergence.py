@@ -27,7 +27,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .. import kernels, nets
-from ._common import angle_axis, check_size, circle, new_figure, save_figure
+from ._common import angle_axis, check_size, checkpoint, circle, new_figure, resume, save_figure
 
 __all__ = ["CONFIGS", "DEPTH", "B_STD", "LEARNING_RATE", "N_TRAIN", "make_net", "training_set",
            "gradient_descent", "run", "plot", "load"]
@@ -105,21 +105,16 @@ def run(size: str = "full", out: str | os.PathLike = "figures", *, seed: int = 0
 
     os.makedirs(out, exist_ok=True)
     data = os.path.join(os.fspath(out), f"ntk_convergence_{size}.npz")
-    done = {}
-    if os.path.exists(data):
-        with np.load(data) as f:
-            if np.array_equal(f["angles"], angles) and int(f["seed"]) == seed:
-                done = {int(w): {k: f[f"{k}_{int(w)}"] for k in ("ntk0", "ntk_t", "loss")}
-                        for w in f["widths"]}
+    done = resume(data, angles=angles, seed=seed)
     key = jax.random.key(seed)
     for width in cfg["widths"]:
-        if width not in done:
-            done[width] = _one_width(width, cfg, jax.random.fold_in(key, width), x0, xs,
-                                     x_train, y_train)
-            np.savez(data, angles=angles, seed=seed, widths=np.array(sorted(done)),
-                     **{f"{k}_{w}": v for w, r in done.items() for k, v in r.items()})
+        if f"loss_{width}" not in done:
+            piece = _one_width(width, cfg, jax.random.fold_in(key, width), x0, xs, x_train,
+                               y_train)
+            done.update({f"{k}_{width}": v for k, v in piece.items()})
+            checkpoint(data, done, angles=angles, seed=seed)
     widths = list(cfg["widths"])
-    res = {name: np.stack([done[w][name] for w in widths]) for name in ("ntk0", "ntk_t", "loss")}
+    res = {k: np.stack([done[f"{k}_{w}"] for w in widths]) for k in ("ntk0", "ntk_t", "loss")}
     rel = lambda a, b: np.linalg.norm(a - b, axis=-1) / np.linalg.norm(b, axis=-1)
     return {
         "size": size, "config": dict(cfg), "angles": angles, "widths": widths, "limit": limit,
@@ -136,7 +131,7 @@ def load(path: str | os.PathLike, size: str) -> dict:
     width of ``CONFIGS[size]`` must be in the file)."""
     folder = os.path.dirname(os.fspath(path)) or "."
     with np.load(path) as f:
-        missing = set(CONFIGS[check_size(size)]["widths"]) - {int(w) for w in f["widths"]}
+        missing = [w for w in CONFIGS[check_size(size)]["widths"] if f"loss_{w}" not in f.files]
         seed = int(f["seed"])
     if missing:
         raise ValueError(f"ntk_convergence.load: {path} lacks widths {sorted(missing)} of "

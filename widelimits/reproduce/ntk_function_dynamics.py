@@ -26,7 +26,7 @@ import numpy as np
 import optax
 
 from .. import dynamics, kernels
-from ._common import angle_axis, check_size, circle, new_figure, save_figure
+from ._common import angle_axis, check_size, checkpoint, circle, new_figure, resume, save_figure
 from .ntk_convergence import B_STD, LEARNING_RATE, make_net, training_set
 
 __all__ = ["CONFIGS", "Z90", "limit_band", "run", "plot", "load"]
@@ -89,27 +89,21 @@ def run(size: str = "full", out: str | os.PathLike = "figures", *, seed: int = 0
     data = os.path.join(os.fspath(out), f"ntk_function_dynamics_{size}.npz")
     names = ("f0", "f_t", "loss", "loss_steps")
     dtype = str(np.dtype(jnp.result_type(float)))  # of the parameters net.init draws
-    done = {}
-    if os.path.exists(data):
-        with np.load(data) as f:
-            if (np.array_equal(f["angles"], angles) and int(f["seed"]) == seed
-                    and str(f["dtype"]) == dtype):
-                done = {int(w): {k: f[f"{k}_{int(w)}"] for k in names} for w in f["widths"]}
+    done = resume(data, angles=angles, seed=seed, dtype=dtype)
     key = jax.random.key(seed)
     from tqdm.auto import tqdm
 
     for width in tqdm(cfg["widths"], desc="ntk_function_dynamics: widths", leave=False):
-        if width not in done:
-            done[width] = _one_width(width, cfg, jax.random.fold_in(key, width), x_train,
-                                     y_train, xs)
-            np.savez(data, angles=angles, seed=seed, dtype=dtype, widths=np.array(sorted(done)),
-                     **{f"{k}_{w}": v for w, r in done.items() for k, v in r.items()})
+        if f"loss_{width}" not in done:
+            piece = _one_width(width, cfg, jax.random.fold_in(key, width), x_train, y_train, xs)
+            done.update({f"{k}_{width}": v for k, v in piece.items()})
+            checkpoint(data, done, angles=angles, seed=seed, dtype=dtype)
     widths = list(cfg["widths"])
-    res = {name: np.stack([done[w][name] for w in widths]) for name in names[:3]}
+    res = {k: np.stack([done[f"{k}_{w}"] for w in widths]) for k in names[:3]}
     lo, hi = mean - Z90 * std, mean + Z90 * std
     inside = ((res["f_t"] >= lo) & (res["f_t"] <= hi)).mean(axis=(1, 2))
     return {"size": size, "config": dict(cfg), "angles": angles, "widths": widths, **res,
-            "loss_steps": done[widths[0]]["loss_steps"], "mean": mean, "std": std,
+            "loss_steps": done[f"loss_steps_{widths[0]}"], "mean": mean, "std": std,
             "limit_loss": limit_loss, "inside": inside, "x_train": np.asarray(x_train),
             "y_train": np.asarray(y_train), "data": data}
 
@@ -119,7 +113,7 @@ def load(path: str | os.PathLike, size: str) -> dict:
     of ``CONFIGS[size]`` must be in the file)."""
     folder = os.path.dirname(os.fspath(path)) or "."
     with np.load(path) as f:
-        missing = set(CONFIGS[check_size(size)]["widths"]) - {int(w) for w in f["widths"]}
+        missing = [w for w in CONFIGS[check_size(size)]["widths"] if f"loss_{w}" not in f.files]
         seed = int(f["seed"])
     if missing:
         raise ValueError(f"ntk_function_dynamics.load: {path} lacks widths {sorted(missing)} of "

@@ -26,7 +26,7 @@ from scipy import stats
 from tqdm import tqdm
 
 from .. import finite, nets
-from ._common import check_size, new_figure, save_figure
+from ._common import check_size, checkpoint, new_figure, resume, save_figure
 
 __all__ = ["CONFIGS", "ACTIVATIONS", "D_IN", "make_net", "run", "plot"]
 
@@ -90,11 +90,7 @@ def run(size: str = "full", out: str | os.PathLike = "figures", *, seed: int = 0
     cfg = CONFIGS[check_size(size)]
     os.makedirs(out, exist_ok=True)
     data = os.path.join(os.fspath(out), f"output_kurtosis_{size}.npz")
-    done = {}
-    if os.path.exists(data):
-        with np.load(data) as f:
-            if int(f["seed"]) == seed:
-                done = {k: f[k] for k in f.files if k != "seed"}
+    done = resume(data, seed=seed)
     key = jax.random.key(seed)
     points = [(a, w) for a in cfg["activations"] for w in cfg["widths"]]
     for i, (act, width) in enumerate(tqdm(points, desc="output_kurtosis", unit="point")):
@@ -103,7 +99,7 @@ def run(size: str = "full", out: str | os.PathLike = "figures", *, seed: int = 0
             stats_, counts = _point(act, width, cfg["n_networks"], jax.random.fold_in(key, i),
                                     cfg["bins"])
             done[name], done[f"counts_{name}"] = stats_, counts
-            np.savez(data, seed=seed, **done)
+            checkpoint(data, done, seed=seed)
     acts, widths = list(cfg["activations"]), list(cfg["widths"])
     table = np.array([[done[f"{a}_{w}"] for w in widths] for a in acts])
     value, se, exact = table[..., 0], table[..., 1], table[..., 2]

@@ -30,7 +30,7 @@ from matplotlib.ticker import NullFormatter
 from tqdm import tqdm
 
 from .. import compare, depth, nets
-from ._common import check_size, circle, new_figure, save_figure
+from ._common import check_size, checkpoint, circle, new_figure, resume, save_figure
 
 __all__ = ["CONFIGS", "ANGLES", "inputs", "run", "plot"]
 
@@ -83,12 +83,9 @@ def run(size: str = "full", out: str | os.PathLike = "figures", *, seed: int = 0
                   - q1).max() for L in cfg["recursion_depths"]]
     os.makedirs(out, exist_ok=True)
     data = os.path.join(os.fspath(out), f"resnet_depth_limit_{size}.npz")
-    done = {}
-    if os.path.exists(data):
-        with np.load(data) as f:
-            done = {k: f[k] for k in f.files}
+    done = resume(data, seed=seed)
     key = jax.random.key(seed)
-    save = lambda: np.savez(data, **done)
+    save = lambda: checkpoint(data, done, seed=seed)  # noqa: E731
     n_max, l_max, s = cfg["widths"][-1], cfg["depths"][-1], cfg["n_samples"]
     if "trajectory" not in done:
         done["trajectory"] = np.asarray(depth.sample_covariance(
