@@ -45,7 +45,7 @@ result = criticality_vertex.run(size=size, out=out)
 
 # %%
 for act, (a, se, a_rec) in result["slopes"].items():
-    print(f"{act}: slope {a:.3f} ± {se:.3f} (recursion {a_rec:.3f})")
+    print(f"{act}: slope {a:.3f} ± {se:.3f} (same fit to the prediction: {a_rec:.3f})")
     for width, r in sorted(result["results"][act].items()):
         print(f"  n = {width:4d}: max |z| over layers = {np.max(np.abs(r['z'])):.2f}")
 
