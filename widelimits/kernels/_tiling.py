@@ -48,7 +48,8 @@ def symmetric_blocks(fn, x, m):
     ``tiles``); ``fn(xa, xb, same)`` maps two tiles to a pytree of (b, b) blocks, ``same`` a
     traced bool that is True when ``xa`` is ``xb`` (a diagonal block). Only the m (m + 1) / 2
     blocks with i <= j are computed, vmapped as one program; block (j, i) is written as the
-    transpose of block (i, j), so the (n, n) result is exactly symmetric.
+    transpose of block (i, j), so the (n, n) result is exactly symmetric outside the diagonal
+    blocks (which are as symmetric as ``fn`` makes them).
     """
     n = x.shape[0]
     b = -(-n // m)
