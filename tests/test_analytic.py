@@ -186,7 +186,8 @@ def test_scanned_runs_equal_unrolled_recursion(net):
             np.testing.assert_allclose(u, v, rtol=1e-13, atol=1e-15)
 
 
-@pytest.mark.parametrize("n", [530, 1100])
+@pytest.mark.parametrize("n, dtype", [(530, jnp.float64), (530, jnp.float32),
+                                      (1100, jnp.float64)], ids=["f64-530", "f32-530", "f64-1100"])
 def test_large_symmetric_kernel_from_blocks_equals_one_program(n, dtype):
     # k(x, x) for n >= 400 is assembled from the upper-triangular blocks of 4-16 tiles (the last
     # one padded). It must equal the one-program pair path k(x, x given) to round-off, be exactly
@@ -207,7 +208,8 @@ def test_large_symmetric_kernel_from_blocks_equals_one_program(n, dtype):
         b = -(-n // _symmetric_tiles(n))
         assert np.array_equal(a[:b, b:], a[b:, :b].T)
     np.testing.assert_allclose(k.var1, tiled.var1, rtol=rtol)
-    loss = lambda w, x2: jnp.sum(kernels.analytic(nets.mlp(8, 3, nets.Relu(), w_std=w), x,
-                                                  x2).ntk[:200, 300:])
-    np.testing.assert_allclose(jax.grad(loss)(1.3, None), jax.grad(loss)(1.3, x),
-                               rtol=rtol_for(dtype, 1e-12, 1e-5))
+    if n == 530:  # gradients through the assembly (once per dtype: each grad compiles twice)
+        loss = lambda w, x2: jnp.sum(kernels.analytic(nets.mlp(8, 1, nets.Relu(), w_std=w), x,
+                                                      x2).ntk[:200, 300:])
+        np.testing.assert_allclose(jax.grad(loss)(1.3, None), jax.grad(loss)(1.3, x),
+                                   rtol=rtol_for(dtype, 1e-12, 1e-5))
