@@ -42,3 +42,19 @@ def test_checkpoint_is_atomic(tmp_path, monkeypatch):
     monkeypatch.undo()
     back = resume(path, seed=1)
     assert sorted(back) == ["x"]
+
+
+def test_rerun_saved_checks_the_pieces_and_passes_the_seed(tmp_path):
+    import pytest
+
+    from widelimits.reproduce._common import rerun_saved
+
+    path = os.fspath(tmp_path / "fig_quick.npz")
+    checkpoint(path, {"loss_8": np.ones(2)}, seed=7)
+    calls = []
+    run = lambda size, folder, seed: calls.append((size, folder, seed)) or "result"  # noqa: E731
+    assert rerun_saved(path, run, "quick", {"width 8": "loss_8"}, "fig.load") == "result"
+    assert calls == [("quick", os.fspath(tmp_path), 7)]
+    with pytest.raises(ValueError, match=r"fig.load: .* lacks \['width 16'\] of size 'quick'"):
+        rerun_saved(path, run, "quick", {"width 8": "loss_8", "width 16": "loss_16"}, "fig.load")
+    assert len(calls) == 1

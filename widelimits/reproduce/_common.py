@@ -15,7 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 __all__ = ["SIZES", "DPI", "angle_axis", "check_size", "checkpoint", "circle", "new_figure",
-           "resume", "save_figure"]
+           "rerun_saved", "resume", "save_figure"]
 
 SIZES = ("full", "quick", "smoke")
 DPI = 120
@@ -50,6 +50,19 @@ def checkpoint(path: str | os.PathLike, done: dict, **stamp) -> None:
     partial = f"{os.fspath(path)}.partial.npz"
     np.savez(partial, **stamp, **done)
     os.replace(partial, path)
+
+
+def rerun_saved(path: str | os.PathLike, run, size: str, pieces: dict, where: str) -> dict:
+    """``run(size, folder, seed=the saved seed)`` on the folder of the saved file ``path``,
+    after checking that it holds every piece: ``pieces`` maps a label (a width, a gamma0) to the
+    array name that piece saves. Raises ``ValueError`` naming ``where`` and the missing labels,
+    so a ``load`` never starts a long computation by surprise."""
+    with np.load(path) as f:
+        missing = [label for label, name in pieces.items() if name not in f.files]
+        seed = int(f["seed"])
+    if missing:
+        raise ValueError(f"{where}: {path} lacks {missing} of size {size!r}.")
+    return run(size, os.path.dirname(os.fspath(path)) or ".", seed=seed)
 
 
 def new_figure(nrows: int, ncols: int, *, panel=(3.0, 2.6), **subplot_kw):

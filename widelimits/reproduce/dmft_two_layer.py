@@ -39,7 +39,7 @@ import optax
 from tqdm import tqdm
 
 from .. import dynamics, nets
-from ._common import check_size, new_figure, save_figure
+from ._common import check_size, checkpoint, new_figure, rerun_saved, resume, save_figure
 
 __all__ = ["CONFIGS", "N_TRAIN", "IN_DIM", "STEPS", "ETA", "GAMMAS", "OPTIMIZER", "dataset",
            "feature_kernel", "alignment", "run", "plot", "load"]
@@ -132,18 +132,15 @@ def run(size: str = "full", out: str | os.PathLike = "figures", *, seed: int = 0
     gammas = np.asarray(GAMMAS, np.float64)
     os.makedirs(out, exist_ok=True)
     data = os.path.join(os.fspath(out), f"dmft_two_layer_{size}.npz")
-    done = {}
-    if os.path.exists(data):
-        with np.load(data) as f:
-            if all(k in f.files and int(f[k]) == v for k, v in (("seed", seed), *cfg.items())):
-                done = {float(g): {k: f[f"{k}_{float(g)!r}"] for k in _NAMES} for g in f["gammas"]}
+    stamp = dict(seed=seed, **cfg)
+    done = resume(data, **stamp)
     key = jax.random.key(seed)
-    todo = [g for g in GAMMAS if float(g) not in done]
+    todo = [g for g in GAMMAS if f"dmft_loss_{float(g)!r}" not in done]
     for g in tqdm(todo, desc="dmft_two_layer gamma0", leave=False, unit="gamma0"):
-        done[float(g)] = _one_gamma(g, cfg, jax.random.fold_in(key, GAMMAS.index(g)), x, y)
-        np.savez(data, seed=seed, **cfg, gammas=np.array(sorted(done)),
-                 **{f"{k}_{gg!r}": v for gg, r in done.items() for k, v in r.items()})
-    res = {k: np.stack([done[float(g)][k] for g in GAMMAS]) for k in _NAMES}
+        piece = _one_gamma(g, cfg, jax.random.fold_in(key, GAMMAS.index(g)), x, y)
+        done.update({f"{k}_{float(g)!r}": v for k, v in piece.items()})
+        checkpoint(data, done, **stamp)
+    res = {k: np.stack([done[f"{k}_{float(g)!r}"] for g in GAMMAS]) for k in _NAMES}
     d_phi, n_phi = res["dmft_phi"], res["net_phi"]
     yy = np.outer(np.asarray(y, np.float64), np.asarray(y, np.float64))
     rel = lambda a, b: (np.linalg.norm(a - b, axis=(-2, -1)) / np.linalg.norm(b, axis=(-2, -1)))
@@ -164,14 +161,9 @@ def run(size: str = "full", out: str | os.PathLike = "figures", *, seed: int = 0
 def load(path: str | os.PathLike, size: str) -> dict:
     """Rebuild ``run``'s result from its saved file without computing anything new (every
     gamma0 of ``GAMMAS`` must be in the file)."""
-    folder = os.path.dirname(os.fspath(path)) or "."
-    with np.load(path) as f:
-        missing = set(GAMMAS) - {float(g) for g in f["gammas"]}
-        seed = int(f["seed"])
-    if missing:
-        raise ValueError(f"dmft_two_layer.load: {path} lacks gamma0 values {sorted(missing)} "
-                         f"of size {size!r}.")
-    return run(size, folder, seed=seed)
+    return rerun_saved(path, run, check_size(size),
+                       {f"gamma0 {g}": f"dmft_loss_{float(g)!r}" for g in GAMMAS},
+                       "dmft_two_layer.load")
 
 
 def plot(result: dict, out: str | os.PathLike = "figures") -> list[str]:

@@ -26,7 +26,7 @@ import optax
 from tqdm import tqdm
 
 from .. import dynamics, nets, signal
-from ._common import check_size, new_figure, save_figure
+from ._common import check_size, checkpoint, new_figure, resume, save_figure
 
 __all__ = ["CONFIGS", "SB2_TRAIN", "make_net", "dataset", "init_params", "phase_diagram",
            "train_depth", "run", "plot"]
@@ -123,19 +123,14 @@ def run(size: str = "full", out: str | os.PathLike = "figures", *, seed: int = 0
     sw2_grid = np.linspace(0.5, 4.0, cfg["grid"][1])
     os.makedirs(out, exist_ok=True)
     data = os.path.join(os.fspath(out), f"edge_of_chaos_{size}.npz")
-    done = {}
-    if os.path.exists(data):
-        with np.load(data) as f:
-            if int(f["seed"]) == seed and np.array_equal(f["sw2"], cfg["sw2"]):
-                done = {int(d): (f[f"acc_{int(d)}"], f[f"loss_{int(d)}"]) for d in f["depths"]}
+    stamp = dict(seed=seed, sw2=np.asarray(cfg["sw2"]))
+    done = resume(data, **stamp)
     for depth in tqdm(cfg["depths"], desc="edge_of_chaos depths", leave=False):
-        if depth not in done:
-            done[depth] = train_depth(depth, cfg, seed)
-            np.savez(data, seed=seed, sw2=np.asarray(cfg["sw2"]), depths=np.array(sorted(done)),
-                     **{f"acc_{d}": a for d, (a, _) in done.items()},
-                     **{f"loss_{d}": l for d, (_, l) in done.items()})
+        if f"acc_{depth}" not in done:
+            done[f"acc_{depth}"], done[f"loss_{depth}"] = train_depth(depth, cfg, seed)
+            checkpoint(data, done, **stamp)
     depths = list(cfg["depths"])
-    acc = np.stack([done[d][0] for d in depths])
+    acc = np.stack([done[f"acc_{d}"] for d in depths])
     sw2_fine = np.linspace(cfg["sw2"][0], cfg["sw2"][-1], 200)
     pd = phase_diagram(sb2_grid, sw2_grid, np.concatenate([cfg["sw2"], sw2_fine]))
     n_sw2 = len(cfg["sw2"])
@@ -144,7 +139,8 @@ def run(size: str = "full", out: str | os.PathLike = "figures", *, seed: int = 0
                           for s in range(len(cfg["sw2"]))])
     return {"size": size, "config": dict(cfg), "sb2_grid": sb2_grid, "sw2_grid": sw2_grid,
             **{k: v for k, v in pd.items() if k != "xi_line"}, "sw2": np.asarray(cfg["sw2"]),
-            "depths": depths, "accuracy": acc, "loss": np.stack([done[d][1] for d in depths]),
+            "depths": depths, "accuracy": acc,
+            "loss": np.stack([done[f"loss_{d}"] for d in depths]),
             "xi_c_train": pd["xi_line"][:n_sw2], "sw2_fine": sw2_fine,
             "xi_c_fine": pd["xi_line"][n_sw2:], "trainable_depth": trainable, "data": data}
 

@@ -35,7 +35,7 @@ import numpy as np
 import optax
 
 from .. import compare, dynamics, nets
-from ._common import check_size, new_figure, save_figure
+from ._common import check_size, checkpoint, new_figure, rerun_saved, resume, save_figure
 
 __all__ = ["CONFIGS", "DEPTH", "W_STD", "B_STD", "LEARNING_RATE", "make_net", "dataset", "run",
            "plot", "load"]
@@ -112,25 +112,18 @@ def run(size: str = "full", out: str | os.PathLike = "figures", *, seed: int = 0
                                 checkpoint=base + "_net.npz")
     lin_path = base + "_lin.npz"
     dtype = str(np.dtype(jnp.result_type(float)))  # of the parameters net.init draws
-    done = {}
-    if os.path.exists(lin_path):
-        with np.load(lin_path) as f:
-            if (int(f["seed"]) == seed and int(f["steps"]) == cfg["steps"]
-                    and str(f["dtype"]) == dtype):
-                done = {int(w): {k: f[f"{k}_{int(w)}"] for k in ("lin_train", "lin_test")}
-                        for w in f["widths"]}
+    stamp = dict(seed=seed, steps=cfg["steps"], dtype=dtype)
+    done = resume(lin_path, **stamp)
     from tqdm.auto import tqdm
 
     for width in tqdm(cfg["widths"], desc="linearized_training: widths", leave=False):
-        if width not in done:
-            done[width] = _linearized(width, cfg, key, jnp.asarray(x), jnp.asarray(y),
-                                      jnp.asarray(xt))
-            np.savez(lin_path, seed=seed, steps=cfg["steps"], dtype=dtype,
-                     widths=np.array(sorted(done)),
-                     **{f"{k}_{w}": v for w, r in done.items() for k, v in r.items()})
+        if f"lin_train_{width}" not in done:
+            piece = _linearized(width, cfg, key, jnp.asarray(x), jnp.asarray(y), jnp.asarray(xt))
+            done.update({f"{k}_{width}": v for k, v in piece.items()})
+            checkpoint(lin_path, done, **stamp)
     widths = list(cfg["widths"])
-    lin_train = np.stack([done[w]["lin_train"] for w in widths])
-    lin_test = np.stack([done[w]["lin_test"] for w in widths])
+    lin_train = np.stack([done[f"lin_train_{w}"] for w in widths])
+    lin_test = np.stack([done[f"lin_test_{w}"] for w in widths])
     both = lambda a, b: np.concatenate([a[:, :, -1], b[:, :, -1]], axis=-2)  # noqa: E731
     net_end = both(traj.pred_train, traj.pred_test)
     gap_lin = _relative(net_end, both(lin_train, lin_test))
@@ -150,13 +143,10 @@ def load(path: str | os.PathLike, size: str) -> dict:
     """Rebuild ``run``'s result from the folder of its saved files (``path``: either file)
     without training anything new."""
     folder = os.path.dirname(os.fspath(path)) or "."
-    with np.load(os.path.join(folder, f"linearized_training_{check_size(size)}_lin.npz")) as f:
-        missing = set(CONFIGS[size]["widths"]) - {int(w) for w in f["widths"]}
-        seed = int(f["seed"])
-    if missing:
-        raise ValueError(f"linearized_training.load: the files in {folder} lack widths "
-                         f"{sorted(missing)} of size {size!r}.")
-    return run(size, folder, seed=seed)
+    lin = os.path.join(folder, f"linearized_training_{check_size(size)}_lin.npz")
+    return rerun_saved(lin, run, size, {f"width {w}": f"lin_train_{w}"
+                                        for w in CONFIGS[size]["widths"]},
+                       "linearized_training.load")
 
 
 def plot(result: dict, out: str | os.PathLike = "figures") -> list[str]:

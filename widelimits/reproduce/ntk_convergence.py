@@ -27,7 +27,16 @@ import numpy as np
 from tqdm import tqdm
 
 from .. import kernels, nets
-from ._common import angle_axis, check_size, checkpoint, circle, new_figure, resume, save_figure
+from ._common import (
+    angle_axis,
+    check_size,
+    checkpoint,
+    circle,
+    new_figure,
+    rerun_saved,
+    resume,
+    save_figure,
+)
 
 __all__ = ["CONFIGS", "DEPTH", "B_STD", "LEARNING_RATE", "N_TRAIN", "make_net", "training_set",
            "gradient_descent", "run", "plot", "load"]
@@ -129,14 +138,9 @@ def run(size: str = "full", out: str | os.PathLike = "figures", *, seed: int = 0
 def load(path: str | os.PathLike, size: str) -> dict:
     """Rebuild ``run``'s result from its saved file without computing anything new (every
     width of ``CONFIGS[size]`` must be in the file)."""
-    folder = os.path.dirname(os.fspath(path)) or "."
-    with np.load(path) as f:
-        missing = [w for w in CONFIGS[check_size(size)]["widths"] if f"loss_{w}" not in f.files]
-        seed = int(f["seed"])
-    if missing:
-        raise ValueError(f"ntk_convergence.load: {path} lacks widths {sorted(missing)} of "
-                         f"size {size!r}.")
-    return run(size, folder, seed=seed)
+    widths = CONFIGS[check_size(size)]["widths"]
+    return rerun_saved(path, run, size, {f"width {w}": f"loss_{w}" for w in widths},
+                       "ntk_convergence.load")
 
 
 def plot(result: dict, out: str | os.PathLike = "figures") -> list[str]:

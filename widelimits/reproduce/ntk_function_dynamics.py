@@ -26,7 +26,16 @@ import numpy as np
 import optax
 
 from .. import dynamics, kernels
-from ._common import angle_axis, check_size, checkpoint, circle, new_figure, resume, save_figure
+from ._common import (
+    angle_axis,
+    check_size,
+    checkpoint,
+    circle,
+    new_figure,
+    rerun_saved,
+    resume,
+    save_figure,
+)
 from .ntk_convergence import B_STD, LEARNING_RATE, make_net, training_set
 
 __all__ = ["CONFIGS", "Z90", "limit_band", "run", "plot", "load"]
@@ -111,14 +120,9 @@ def run(size: str = "full", out: str | os.PathLike = "figures", *, seed: int = 0
 def load(path: str | os.PathLike, size: str) -> dict:
     """Rebuild ``run``'s result from its saved file without training anything new (every width
     of ``CONFIGS[size]`` must be in the file)."""
-    folder = os.path.dirname(os.fspath(path)) or "."
-    with np.load(path) as f:
-        missing = [w for w in CONFIGS[check_size(size)]["widths"] if f"loss_{w}" not in f.files]
-        seed = int(f["seed"])
-    if missing:
-        raise ValueError(f"ntk_function_dynamics.load: {path} lacks widths {sorted(missing)} of "
-                         f"size {size!r}.")
-    return run(size, folder, seed=seed)
+    widths = CONFIGS[check_size(size)]["widths"]
+    return rerun_saved(path, run, size, {f"width {w}": f"loss_{w}" for w in widths},
+                       "ntk_function_dynamics.load")
 
 
 def plot(result: dict, out: str | os.PathLike = "figures") -> list[str]:
