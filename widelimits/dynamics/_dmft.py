@@ -245,6 +245,13 @@ def schedule(steps, first=16):
     return out[::-1]
 
 
+def extend_in_time(a, axes, grow):
+    """``a`` with each of its time ``axes`` longer by ``grow`` steps, repeating the last time:
+    the previous horizon's solution as the starting guess for the next (by causality its first
+    steps are already converged)."""
+    return jnp.pad(a, [(0, grow) if i in axes else (0, 0) for i in range(a.ndim)], mode="edge")
+
+
 def iterate_in_time(steps, start, sweep, *, tol, max_iter, progress, desc):
     """Damped fixed-point iteration continued in time over the horizons ``schedule(steps)``.
 

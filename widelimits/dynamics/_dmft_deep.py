@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._dmft import DMFTResult, derivative, iterate_in_time
+from ._dmft import DMFTResult, derivative, extend_in_time, iterate_in_time
 
 
 def _single_site(activation, u, r, w0, delta, phis, gs, ra, rb, gamma0, eta, p, responses=True):
@@ -194,15 +194,10 @@ def _finish(f, phis, gs, phi0, y, eta, *, p, kernels):
 
 
 def _extend(state, old, new):
-    """Extend every time axis of the state from ``old`` to ``new`` steps by repeating the last
-    time (a starting guess; by causality the first ``old`` steps are already converged)."""
-    grow = new - old
-
-    def pad(a, axes):
-        return jnp.pad(a, [(0, grow) if i in axes else (0, 0) for i in range(a.ndim)], mode="edge")
-
+    """The state for ``old`` steps extended to ``new`` (``_dmft.extend_in_time``)."""
     delta, phis, gs, ra, rb = state
-    return (pad(delta, (0,)),) + tuple(pad(a, (1, 2)) for a in (phis, gs, ra, rb))
+    return ((extend_in_time(delta, (0,), new - old),)
+            + tuple(extend_in_time(a, (1, 2), new - old) for a in (phis, gs, ra, rb)))
 
 
 def solve_deep(x, y, x_test, activation, *, depth, gamma0, eta, steps, key, n_samples, responses,

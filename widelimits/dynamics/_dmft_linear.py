@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import solve_triangular
 
-from ._dmft import DMFTResult, iterate_in_time
+from ._dmft import DMFTResult, extend_in_time, iterate_in_time
 
 
 def _layer(phi_prev, g_next, a_prev, b_l, dmask, gamma0):
@@ -114,14 +114,13 @@ def _start(xa, y, *, steps, depth):
 
 
 def _extend(state, old, new, *, p, q):
-    """The state for ``old`` steps as the starting guess for ``new`` steps: each time axis is
-    extended by repeating its last time (causality: the first ``old`` steps are already right)."""
+    """The state for ``old`` steps extended to ``new`` (``_dmft.extend_in_time``); the kernels
+    are (layers, (T+1)(P+Q), (T+1)(P+Q)) with time outermost in each flat axis."""
     pq, t0, t1 = p + q, old + 1, new + 1
-    delta = jnp.pad(state[0], ((0, t1 - t0), (0, 0)), mode="edge")
+    delta = extend_in_time(state[0], (0,), t1 - t0)
 
     def grow(m):
-        m = m.reshape(m.shape[0], t0, pq, t0, pq)
-        m = jnp.pad(m, ((0, 0), (0, t1 - t0), (0, 0), (0, t1 - t0), (0, 0)), mode="edge")
+        m = extend_in_time(m.reshape(m.shape[0], t0, pq, t0, pq), (1, 3), t1 - t0)
         return m.reshape(m.shape[0], t1 * pq, t1 * pq)
 
     return (delta,) + tuple(grow(m) for m in state[1:])
