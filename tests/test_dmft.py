@@ -352,19 +352,17 @@ def test_deep_linear_long_horizon_continues_in_time(monkeypatch):
     rng = np.random.default_rng(3)
     x = rng.standard_normal((3, 16))
     y = x @ rng.standard_normal(16) / 4.0
-    kw = dict(depth=5, gamma0=1.5, eta=0.025, damping=0.6, tol=1e-8, max_iter=300,
-              progress=False, kernels="equal_time")
+    kw = dict(depth=5, gamma0=1.5, eta=0.025, max_iter=300, kernels="equal_time")
     assert _dmft.schedule(48) == [12, 24, 48]
     x, y = jnp.asarray(x), jnp.asarray(y)
-    r = dynamics.dmft(x, y, nets.Identity(), method="closed_form", steps=48, tol=1e-8,
-                      max_iter=300, depth=5, gamma0=1.5, eta=0.025, key=jax.random.key(0),
-                      kernels="equal_time")
+    solve = lambda steps, tol: dynamics.dmft(x, y, nets.Identity(), method="closed_form",  # noqa: E731
+                                             steps=steps, tol=tol, key=jax.random.key(0), **kw)
+    r = solve(48, 1e-8)
     assert r.converged and np.all(np.isfinite(np.asarray(r.delta)))
-    half = dynamics.dmft(x, y, nets.Identity(), method="closed_form", steps=24, tol=1e-10,
-                         max_iter=300, depth=5, gamma0=1.5, eta=0.025, key=jax.random.key(0),
-                         kernels="equal_time")
+    half = solve(24, 1e-10)
     assert _maxdiff(r.delta[:25], half.delta) < 1e-7
     # the same fixed point attempted over the whole horizon at once
     monkeypatch.setattr(_dmft, "schedule", lambda steps: [steps])
-    direct = _dmft_linear.solve_linear(x, y, None, steps=48, **kw)
+    direct = _dmft_linear.solve_linear(x, y, None, steps=48, damping=0.6, tol=1e-8,
+                                       progress=False, **kw)
     assert not direct.converged

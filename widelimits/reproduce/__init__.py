@@ -46,10 +46,9 @@ REGISTRY = {
 }
 
 __all__ = ["REGISTRY", "SIZES", "beyond_iid", "catapult", "criticality_vertex", "dmft_deep",
-           "dmft_two_layer",
-           "edge_of_chaos", "get", "grokking_lazy_rich", "kernel_gallery", "kernel_width_scaling",
-           "lazy_vs_rich", "linearized_training", "ntk_convergence", "ntk_function_dynamics",
-           "output_kurtosis", "resnet_depth_limit", "sparse_activations"]
+           "dmft_two_layer", "edge_of_chaos", "get", "grokking_lazy_rich", "kernel_gallery",
+           "kernel_width_scaling", "lazy_vs_rich", "linearized_training", "ntk_convergence",
+           "ntk_function_dynamics", "output_kurtosis", "resnet_depth_limit", "sparse_activations"]
 
 
 def get(figure_id: str):
