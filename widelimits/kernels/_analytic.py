@@ -32,7 +32,7 @@ class _State:
     t12: jax.Array
     gaussian: bool  # a centred Gaussian process at infinite width (output of a fresh Dense)
     features: int  # feature count of the finite network here (standard-NTK fan-in)
-    # "pair": q11 (n1, 1), q22 (1, n2); "symmetric": x2 = x1, q22 = q11.T (computed once);
+    # "pair": q11 (n1, 1), q22 (1, n2);
     # "diag": the pairs (x_i, x_i), q11 = q12 = q22 of shape (n,) (one dual evaluation).
     mode: str = "pair"
     raw: bool = False  # the network input itself (fixed fan-in d), before any Dense layer
@@ -84,7 +84,7 @@ def _activation(layer, s, path):
         q11 = q22 = v
     else:
         q11 = phi(s.q11, s.q11, s.q11)[0]
-        q22 = q11.T if s.mode == "symmetric" else phi(s.q22, s.q22, s.q22)[0]
+        q22 = phi(s.q22, s.q22, s.q22)[0]
     return s.replace(q11=q11, q12=v, q22=q22, t12=dv * s.t12, gaussian=False)
 
 
@@ -236,20 +236,14 @@ def _kernel_pair(net, x1, x2, same=False):
     ``same`` (a bool, possibly traced) says that x2 is x1 given twice: the diagonal of q12 is
     then set to the squared norms, so identical inputs have correlation 1 exactly.
     """
-    d = x1.shape[-1]
-    sq1 = jnp.sum(x1 * x1, axis=-1) / d
     if x2 is None:
-        i = jnp.arange(x1.shape[0])
-        q12 = (x1 @ x1.T / d).at[i, i].set(sq1)  # identical inputs: c = 1 exactly
-        s = _State(sq1[:, None], q12, sq1[None, :], jnp.zeros_like(q12), False, d, "symmetric",
-                   raw=True)
-    else:
-        sq2 = jnp.sum(x2 * x2, axis=-1) / d
-        q12 = x1 @ x2.T / d
-        if same is not False:
-            eye = jnp.eye(x1.shape[0], x2.shape[0], dtype=bool)
-            q12 = jnp.where(eye & same, sq1[:, None], q12)
-        s = _State(sq1[:, None], q12, sq2[None, :], jnp.zeros_like(q12), False, d, raw=True)
+        x2, same = x1, True
+    d = x1.shape[-1]
+    sq1, sq2 = jnp.sum(x1 * x1, axis=-1) / d, jnp.sum(x2 * x2, axis=-1) / d
+    q12 = x1 @ x2.T / d
+    if same is not False:  # identical inputs: c = 1 exactly
+        q12 = jnp.where(jnp.eye(x1.shape[0], x2.shape[0], dtype=bool) & same, sq1[:, None], q12)
+    s = _State(sq1[:, None], q12, sq2[None, :], jnp.zeros_like(q12), False, d, raw=True)
     return _propagate(net, s)
 
 
