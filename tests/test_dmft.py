@@ -366,3 +366,87 @@ def test_deep_linear_long_horizon_continues_in_time(monkeypatch):
     direct = _dmft_linear.solve_linear(x, y, None, steps=48, damping=0.6, tol=1e-8,
                                        progress=False, **kw)
     assert not direct.converged
+
+
+def _plain_single_site(act, u, r, w0, dl, phi0, phis, gs, ra, rb, c):
+    """One sample's deep single-site trajectory, written out step by step from the equations in
+    ``_dmft_deep``'s docstring (no blocks, no running sums): u (L, T+1, Q), r (L-1, T+1, Q).
+    Returns phi(h), g histories, (L, T+1, Q) each."""
+    depth, t1, q = u.shape
+    dphi = jax.vmap(jax.grad(act.fn))
+    ph, g = [[] for _ in range(depth)], [[] for _ in range(depth)]
+    w = w0
+    for k in range(t1):
+        for l in range(depth):
+            past = lambda a, l=l, k=k: jnp.stack(a[l][:k]) if k else jnp.zeros((0, q))  # noqa: E731
+            if l == 0:
+                kern = c * phi0[None] * dl[:k, None, :]
+            else:
+                kern = c * phis[l - 1, k, :k] * dl[:k, None, :] + ra[l - 1, k, :k]
+            h = u[l, k] + jnp.einsum("mab,mb->a", kern, past(g))
+            ph[l].append(act.fn(h))
+            if l == depth - 1:
+                z = jnp.full((q,), w)
+            else:
+                kern = c * gs[l + 1, k, :k] * dl[:k, None, :] + rb[l, k, :k]
+                z = r[l, k] + jnp.einsum("mab,mb->a", kern, past(ph)) + rb[l, k, k] @ ph[l][k]
+            g[l].append(dphi(h) * z)
+        w = w + c * dl[k] @ ph[-1][k]
+    return jnp.stack([jnp.stack(a) for a in ph]), jnp.stack([jnp.stack(a) for a in g])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_deep_responses_are_mean_jacobians_of_the_single_site_process(dtype):
+    """One outer iteration of the sampled deep DMFT (L = 3, two time blocks, a test point): its
+    fields' kernels and its response functions RA^l = <d phi(h^l) / d r^l>, RB^l =
+    <d g^{l+1} / d u^{l+1}> equal those of the plain step-by-step single-site process above,
+    differentiated by jax.jacfwd (all sources of all layers at once), on the same samples."""
+    from widelimits.dynamics import _dmft_deep
+
+    rng = np.random.default_rng(5)
+    depth, steps, p, n = 3, 17, 3, 8
+    jit = 1e-6 if dtype == np.float64 else 1e-3    # well-conditioned Cholesky factors
+    x, y = rng.standard_normal((p + 1, 5)).astype(dtype), rng.standard_normal(p).astype(dtype)
+    act = nets.Tanh()
+    phi0, noise, state = _dmft_deep._start(jnp.asarray(x), jnp.asarray(y), jax.random.key(0),
+                                           depth=depth, steps=steps, n_samples=n)
+    run = lambda st, resp: _dmft_deep._iteration_jit(  # noqa: E731
+        act, st, noise, phi0, y, 1.5, 0.1, 1.0, jit, responses=resp, chunk=4)
+    state = run(run(state, False)[0], True)[0]          # time-dependent kernels, nonzero responses
+    assert len(_dmft_deep._blocks(steps + 1)) == 2
+    new, _, _ = run(state, True)
+    # the same sources, by hand: Cholesky factors of the (T+1) Q covariances
+    delta, phis, gs, ra, rb = (np.asarray(a, np.float64) for a in state)
+    t1, q = steps + 1, p + 1
+    chol = lambda k: np.linalg.cholesky(  # noqa: E731
+        k + (jit * np.mean(np.diag(k)) + 1e-300) * np.eye(len(k)))
+    flat = lambda k: k.transpose(0, 2, 1, 3).reshape(t1 * q, t1 * q)  # noqa: E731
+    xi_u, xi_r, w0 = (np.asarray(a, np.float64) for a in noise)
+    u1 = xi_u[:, 0, :q] @ chol(np.asarray(phi0, np.float64)).T
+    u = np.stack([np.broadcast_to(u1[:, None], (n, t1, q))]
+                 + [(xi_u[:, l] @ chol(flat(phis[l - 1])).T).reshape(n, t1, q)
+                    for l in range(1, depth)], axis=1)
+    r = np.stack([(xi_r[:, l] @ chol(flat(gs[l + 1])).T).reshape(n, t1, q)
+                  for l in range(depth - 1)], axis=1)
+    dl = np.concatenate([delta, np.zeros((t1, 1))], axis=1)
+    c = 1.5 * 0.1 / p
+    with jax.enable_x64(True):
+        def site(uu, rr, w):
+            return _plain_single_site(act, uu, rr, w, dl, np.asarray(phi0, np.float64), phis,
+                                      gs, ra, rb, c)
+
+        def jac(uu, rr, w):
+            fn = lambda a, b: site(uu.at[1:].set(a), b, w)  # noqa: E731
+            return jax.jacfwd(fn, argnums=(0, 1))(uu[1:], rr)
+
+        ph, g = jax.vmap(jax.jit(site))(u, r, w0)
+        (_, dph_dr), (dg_du, _) = jax.vmap(jax.jit(jac))(u, r, w0)
+    want_ra = np.stack([dph_dr[:, l, :, :, l].mean(0) for l in range(depth - 1)])
+    want_rb = np.stack([dg_du[:, l + 1, :, :, l].mean(0) for l in range(depth - 1)])
+    tol = 1e-9 if dtype == np.float64 else 2e-4    # the hand-made sources' Cholesky rounding
+    for got, want in ((new[1], np.einsum("nltq,nlsr->ltsqr", ph, ph) / n),
+                      (new[2], np.einsum("nltq,nlsr->ltsqr", g, g) / n),
+                      (new[3], want_ra.transpose(0, 1, 3, 2, 4)),
+                      (new[4], want_rb.transpose(0, 1, 3, 2, 4))):
+        assert _maxdiff(got, want) < tol * max(1.0, float(np.max(np.abs(want))))
+    assert float(np.max(np.abs(want_ra))) > 1e-3 and float(np.max(np.abs(want_rb))) > 1e-2

@@ -83,7 +83,10 @@ def estimate_memory(n_points, steps, *, depth=1, n_samples=2000, n_test=0, metho
     if method == "closed_form":
         return int(b * (out + 8 * tp * tp))
     fields = 8 * L * n * t1 * q
-    jac = 0 if method == "gradient_independence" else 2 * min(n, 32) * (2 * L * tp) ** 2
+    if method == "gradient_independence":
+        return int(b * (out + fields))
+    from ._dmft_deep import response_chunk
+    jac = 12 * response_chunk(n, t1, q, itemsize=b) * (t1 * q) ** 2   # 6 histories, 2 types
     return int(b * (out + fields + jac))
 
 

@@ -12,10 +12,14 @@ u^l ~ GP(0, Phi^{l-1}), r^l ~ GP(0, G^{l+1}), w(0) ~ N(0, 1); the raw responses
 RA^l(k, m) = <d phi(h^l(k)) / d r^l(m)> and RB^l(k, m) = <d g^{l+1}(k) / d u^{l+1}(m)> are gamma0 times
 the paper's A^l, B^l (Bordelon & Pehlevan 2022, eq. for the single-site stochastic process). They
 come from the cavity argument at finite time step: RA is strictly causal, RB includes m = k
-(g^{l+1}(k) depends on h^{l+1}(k)). Here they are computed exactly per sample by forward-mode
-differentiation of the single-site solver (jax.jacfwd through the causal scan), averaged in chunks:
-cost O(n (TP)^2 T P) per iteration, so keep P T small. ``responses=False`` is the
-*gradient-independence approximation* (RA = RB = 0): not the DMFT, cheap.
+(g^{l+1}(k) depends on h^{l+1}(k)). ``responses=False`` is the *gradient-independence
+approximation* (RA = RB = 0): not the DMFT, cheap.
+
+Given the order parameters, the layers' single-site processes are independent (each has its own
+sources u^l, r^l), so each layer is solved on its own by forward substitution in time
+(``_forward``), for all samples at once. The responses are the sample means of exact
+per-sample Jacobians: the same causal recursion, linearised, with one column per source
+direction (``_jacobians``): O(n (TP)^3 / 3) per layer and iteration.
 
 Outputs f(k) = <w(k) phi(h^L(k)) - w(0) phi(h^L(0))> / gamma0 (the exact infinite-width output of
 gradient descent), so gamma0 > 0 is required here. Test points ride along with Delta = 0.
@@ -31,73 +35,158 @@ import numpy as np
 
 from ._dmft import DMFTResult, derivative, extend_in_time, iterate_in_time
 
+_TIME_BLOCKS = 8   # at most; blocks of >= 8 steps (compile time grows with the block count)
 
-def _single_site(activation, u, r, w0, delta, phis, gs, ra, rb, gamma0, eta, p, responses=True):
-    """One sample's trajectory. u: (L, T+1, Q) (Q = P + test points); r: (L-1, T+1, Q); w0: ();
-    delta: (T+1, Q) (zero on test points); phis: (L, T+1, T+1, Q, Q) = Phi^0..Phi^{L-1}, where
-    Phi^0, the input kernel, is constant in time, so its term is a running sum (O(Q^2) a step);
-    gs: (L-1, ...) = G^2..G^L; ra: (L-1, ...) = RA^1..RA^{L-1}; rb: (L-1, ...) = RB^1..RB^{L-1}.
-    ``responses=False`` skips the (zero) response terms. Returns phi(h) and g histories,
-    (L, T+1, Q) each, and w (T+1,)."""
-    depth, t1, q = u.shape
-    dphi = derivative(activation)
-    c = gamma0 * eta / p
 
-    phi0 = phis[0, 0, 0]
-
-    def step(carry, k, hist, phis_k, gs_k, ra_k, rb_k):
-        # hist: the history rows m < hist, all that steps k < hist can reach (static);
-        # phis_k: Phi^1..Phi^{L-1} at time k; acc = sum_{m<k} Delta(m) g^1(m)
-        ph_hist, g_hist, w, acc = carry                # (L, T+1, Q), (L, T+1, Q), (), (Q,)
-        dl = delta[:hist]
-        # With responses, Delta, the causal mask and the response share one (T+1, Q, Q) kernel
-        # per term (the same for all samples): one matrix product with the history instead of
-        # two. Without them the weighted history is contracted directly (measured faster).
-        hs = [u[0, k] + c * (phi0 @ acc)]
-        for l in range(1, depth):                      # forward: h^{l+1}(k) uses g^{l+1}(m < k)
-            gl = g_hist[l, :hist]
-            if responses:                              # history rows m >= k are still zero
-                kern = c * phis_k[l - 1] * dl[:, None, :] + ra_k[l - 1]
-                h = jnp.einsum("mab,mb->a", kern, gl)
-            else:
-                h = c * jnp.einsum("mab,mb->a", phis_k[l - 1], gl * dl)
-            hs.append(u[l, k] + h)
-        ph_hist = jax.lax.dynamic_update_index_in_dim(
-            ph_hist, jnp.stack([activation.fn(h) for h in hs]), k, axis=1)
-        zs = [None] * depth
-        zs[-1] = jnp.full((q,), w)
-        for l in range(depth - 2, -1, -1):             # backward: z^l(k) uses phi(h^l(m <= k))
-            past = (jnp.arange(hist) != k)[:, None] * dl
-            phl = ph_hist[l, :hist]
-            if responses:
-                kern = c * gs_k[l] * past[:, None, :] + rb_k[l]
-                z = jnp.einsum("mab,mb->a", kern, phl)
-            else:
-                z = c * jnp.einsum("mab,mb->a", gs_k[l], phl * past)
-            zs[l] = r[l, k] + z
-        g_now = jnp.stack([dphi(h) * z for h, z in zip(hs, zs, strict=True)])
-        g_hist = jax.lax.dynamic_update_index_in_dim(g_hist, g_now, k, axis=1)
-        w_new = w + c * jnp.dot(delta[k], ph_hist[-1, k])
-        return (ph_hist, g_hist, w_new, acc + delta[k] * g_now[0]), w
-
-    # Time in nb blocks: the steps of block j reach only the first (j + 1) (T+1) / nb history
-    # rows, so the contractions skip most of the zero future ((nb + 1) / (2 nb) of the work;
-    # one scan per block). Blocks of >= 8 steps, at most 8 (compile time grows with nb).
-    zeros = jnp.zeros((depth, t1, q), u.dtype)
-    carry, ws = (zeros, zeros, w0, jnp.zeros((q,), u.dtype)), []
+def _blocks(t1):
+    """Time blocks [lo, hi) covering steps 0..t1-1."""
     nb = max(1, min(_TIME_BLOCKS, t1 // 8))
     ends = [-(-t1 * (j + 1) // nb) for j in range(nb)]
-    for lo, hi in zip([0] + ends[:-1], ends, strict=True):
-        ks = jnp.arange(lo, hi)
-        xs = (ks, phis[1:, lo:hi, :hi].swapaxes(0, 1), gs[:, lo:hi, :hi].swapaxes(0, 1),
-              ra[:, lo:hi, :hi].swapaxes(0, 1), rb[:, lo:hi, :hi].swapaxes(0, 1))
-        carry, w_blk = jax.lax.scan(lambda cr, x, hi=hi: step(cr, x[0], hi, *x[1:]), carry, xs)
-        ws.append(w_blk)
-    ph_hist, g_hist = carry[:2]
-    return ph_hist, g_hist, jnp.concatenate(ws)
+    return list(zip([0] + ends[:-1], ends, strict=True))
 
 
-_TIME_BLOCKS = 8  # measured: P = 10, T = 100, n = 2000: 4.3 s per scan -> 2.7 s (4), 2.2 s (8)
+def _forward(kh, kz, dl, blocks, widths, source, pointwise, coef=None):
+    """Forward substitution in time of one layer's single-site equations, many columns at once:
+
+        h(k) = sh(k) + sum_{m<k} Kh(k, m) g(m),      phi(k) = pointwise[0](c(k), h(k)),
+        z(k) = sz(k) + sum_{m<=k} Kz(k, m) phi(m),   g(k) = pointwise[1](c(k), h(k), z(k)).
+
+    The columns are the samples (the fields) or the source directions (their Jacobians).
+    Kh, Kz: (T+1, T+1, Q, Q) [k, m, a, b], zero where they do not reach; a (Q, Q) matrix M
+    instead stands for the time-invariant M diag(dl(m)) [m < k], a running sum. ``source(k, w)``
+    gives (sh, sz), (Q, w) each; ``coef``: arrays with a leading time axis, sliced per step.
+
+    Time runs in ``blocks`` [lo, hi); block j has ``widths[j]`` active columns (a prefix of the
+    next block's: later columns are still zero). The earlier blocks enter a block through one
+    matrix product each, before its steps; the steps, a scan, only contract the block itself.
+    Returns per block the histories (h, z, phi, g), each (hi - lo, Q, widths[j]).
+    """
+    q = dl.shape[1]
+    out = []
+    acc = (jnp.zeros((q, widths[0]), dl.dtype),) * 2     # sum_{m<k} dl(m) g(m), ... phi(m)
+    for j, ((lo, hi), w) in enumerate(zip(blocks, widths, strict=True)):
+        far = [jnp.zeros((hi - lo, q, w), dl.dtype), jnp.zeros((hi - lo, q, w), dl.dtype)]
+        for i in range(j):
+            (plo, phi_), wi = blocks[i], widths[i]
+            for f, (kern, hist) in enumerate(((kh, out[i][3]), (kz, out[i][2]))):
+                if kern.ndim == 4:
+                    far[f] = far[f].at[..., :wi].add(
+                        jnp.einsum("kmab,mbc->kac", kern[lo:hi, plo:phi_], hist))
+        acc = tuple(jnp.pad(a, ((0, 0), (0, w - a.shape[1]))) for a in acc)
+        near = [kern[lo:hi, lo:hi] if kern.ndim == 4 else None for kern in (kh, kz)]
+
+        def step(carry, x, lo=lo, w=w):
+            ph_b, g_b, acc_g, acc_p = carry                 # (B, Q, w), (B, Q, w), (Q, w), (Q, w)
+            k, far_h, far_z, kh_k, kz_k, c = x
+            sh, sz = source(k, w)
+            h = sh + far_h + (jnp.einsum("mab,mbc->ac", kh_k, g_b) if kh.ndim == 4
+                              else kh @ acc_g)
+            ph = pointwise[0](c, h)
+            ph_b = jax.lax.dynamic_update_index_in_dim(ph_b, ph, k - lo, 0)
+            z = sz + far_z + (jnp.einsum("mab,mbc->ac", kz_k, ph_b) if kz.ndim == 4
+                              else kz @ acc_p)
+            g = pointwise[1](c, h, z)
+            g_b = jax.lax.dynamic_update_index_in_dim(g_b, g, k - lo, 0)
+            return (ph_b, g_b, acc_g + dl[k][:, None] * g, acc_p + dl[k][:, None] * ph), (h, z)
+
+        blk = jnp.zeros((hi - lo, q, w), dl.dtype)
+        xs = (jnp.arange(lo, hi), far[0], far[1], near[0], near[1],
+              None if coef is None else jax.tree.map(lambda a, lo=lo, hi=hi: a[lo:hi], coef))
+        (ph_b, g_b, *acc), (h, z) = jax.lax.scan(step, (blk, blk) + acc, xs)
+        acc = tuple(acc)
+        out.append((h, z, ph_b, g_b))
+    return out
+
+
+def _second(activation):
+    """(phi'(h), phi''(h)) of an activation spec, by forward-mode jax."""
+    dphi = derivative(activation)
+
+    def d12(h):
+        return jax.jvp(dphi, (h,), (jnp.ones_like(h),))
+    return d12
+
+
+def _layer_kernels(state, phi0, dl, c, responses):
+    """(Kh, Kz) per layer for ``_forward``: Kh^l = c Phi^{l-1} diag(Delta) [m < k] + RA^{l-1},
+    Kz^l = c G^{l+1} diag(Delta) [m < k] + RB^l; the first layer's Kh (Phi^0 is constant) and the
+    last layer's Kz (z^L = w) are time-invariant (Q, Q) matrices."""
+    _, phis, gs, ra, rb = state
+    depth, t1, _, q, _ = phis.shape
+    weight = c * jnp.tri(t1, k=-1, dtype=dl.dtype)[:, :, None, None] * dl[None, :, None, :]
+    kh = [c * phi0] + [phis[j - 1] * weight + (ra[j - 1] if responses else 0)
+                       for j in range(1, depth)]
+    kz = [gs[j + 1] * weight + (rb[j] if responses else 0) for j in range(depth - 1)]
+    return list(zip(kh, kz + [c * jnp.ones((q, q), dl.dtype)], strict=True))
+
+
+def _fields(activation, kh, kz, dl, blocks, u, r):
+    """One layer's fields for all samples: u, r (T+1, Q, n) sources (u (Q, n) if constant in
+    time, r (n,) for z^L = w(0)). Returns h, z, phi(h), g histories, (T+1, Q, n) each."""
+    q, n = dl.shape[1], u.shape[-1]
+    dphi = derivative(activation)
+
+    def source(k, w):
+        sh = u if u.ndim == 2 else u[k]
+        return sh, jnp.broadcast_to(r, (q, n)) if r.ndim == 1 else r[k]
+
+    pointwise = (lambda _, h: activation.fn(h), lambda _, h, z: dphi(h) * z)
+    out = _forward(kh, kz, dl, blocks, [n] * len(blocks), source, pointwise)
+    return [jnp.concatenate(a) for a in zip(*out, strict=True)]
+
+
+def response_chunk(n, t1, q, n_types=2, budget=2**30, itemsize=8):
+    """Samples per chunk of the Jacobian pass: the largest divisor of n whose tangent
+    histories, about 6 (T+1)Q x (T+1)Q n_types per sample, fit ``budget`` bytes (at least 1)."""
+    per = 6 * (t1 * q) ** 2 * n_types * itemsize
+    top = max(1, min(n, 64, budget // per))
+    return max(b for b in range(1, top + 1) if n % b == 0)
+
+
+def _jacobians(kh, kz, dl, blocks, a1, a2, types, chunk):
+    """Sample means of one layer's exact Jacobians d phi(h(k)) / d r(m) (if "r" in ``types``,
+    else None) and d g(k) / d u(m) (if "u"), (T+1, T+1, Q, Q) [k, m, a, b] each, by the
+    linearised recursion
+
+        dh = du + Kh dg,  dphi = phi'(h) dh,  dz = dr + Kz dphi,  dg = phi''(h) z dh + phi'(h) dz
+
+    (``_forward`` with one column per sample, source type and source (m, b); a1 = phi'(h),
+    a2 = phi''(h) z: (T+1, Q, n)). Columns are ordered (m, b), sample, type, so a block's
+    active columns (sources m < hi; the rest are zero by causality) are a prefix."""
+    t1, q, n = a1.shape
+    nt = len(types)
+    widths = [hi * q * chunk * nt for _, hi in blocks]
+    iu, ir = (types.index(s) if s in types else -1 for s in ("u", "r"))
+    per_q = jnp.arange(q)[:, None]
+
+    def source(k, w):
+        col = jnp.arange(w)[None, :]
+        hit = col // (chunk * nt) == k * q + per_q
+        kind = col % nt
+        return (hit & (kind == iu)).astype(dl.dtype), (hit & (kind == ir)).astype(dl.dtype)
+
+    def split(x):                                       # (Q, w) -> (Q, w / (chunk nt), chunk, nt)
+        return x.reshape(q, -1, chunk, nt)
+
+    pointwise = (
+        lambda c, dh: (c[0][:, None, :, None] * split(dh)).reshape(dh.shape),
+        lambda c, dh, dz: (c[1][:, None, :, None] * split(dh)
+                           + c[0][:, None, :, None] * split(dz)).reshape(dh.shape))
+
+    def one_chunk(total, coef):
+        out = _forward(kh, kz, dl, blocks, widths, source, pointwise, coef)
+        sums = []
+        for (lo, hi), (_, _, ph, g) in zip(blocks, out, strict=True):
+            pick = jnp.stack([a.reshape(hi - lo, q, hi * q, chunk, nt)[..., i].sum(-1)
+                              for a, i in ((ph, ir), (g, iu)) if i >= 0])
+            sums.append(jnp.pad(pick, ((0, 0), (0, 0), (0, 0), (0, (t1 - hi) * q))))
+        return total + jnp.concatenate(sums, axis=1), None
+
+    coefs = tuple(a.reshape(t1, q, n // chunk, chunk).transpose(2, 0, 1, 3) for a in (a1, a2))
+    total, _ = jax.lax.scan(one_chunk, jnp.zeros((nt, t1, q, t1 * q), dl.dtype), coefs)
+    # (nt, T+1, Q, (T+1) Q) [., k, a, (m, b)] -> (nt, T+1, T+1, Q, Q) [., k, m, a, b]
+    mean = list((total / n).reshape(nt, t1, q, t1, q).transpose(0, 1, 3, 2, 4))
+    return (mean.pop(0) if ir >= 0 else None), (mean.pop(0) if iu >= 0 else None)
 
 
 def _chol(cov, jitter):
@@ -106,57 +195,58 @@ def _chol(cov, jitter):
     return jnp.linalg.cholesky(cov + (jitter * scale + 1e-300) * jnp.eye(n, dtype=cov.dtype))
 
 
-def _iteration(activation, state, noise, phi0, y, gamma0, eta, damping, jitter, responses, chunk):
-    delta, phis, gs, ra, rb = state     # delta (T+1, P); phis (L, T+1, T+1, Q, Q) = Phi^1..L, ...
+def _sources(state, noise, phi0, jitter):
+    """The layers' Gaussian sources from the fixed noise, (T+1, Q, n) each: u^1 (Q, n), static,
+    ~ N(0, Phi^0); u^l ~ GP(0, Phi^{l-1}); r^l ~ GP(0, G^{l+1}); and r^L = w(0), (n,)."""
+    _, phis, gs, _, _ = state
     xi_u, xi_r, w0 = noise              # (n, L, (T+1) Q), (n, L-1, (T+1) Q), (n,)
     depth, t1, _, q, _ = phis.shape
-    p = y.shape[0]
     n = w0.shape[0]
     flat = lambda k: k.transpose(0, 2, 1, 3).reshape(t1 * q, t1 * q)  # noqa: E731
-    # sources: u^1 static (Phi^0 tiled), u^l ~ GP(0, Phi^{l-1}), r^l ~ GP(0, G^{l+1})
-    phi_all = jnp.concatenate([jnp.broadcast_to(phi0, (1, t1, t1, q, q)), phis[:-1]])
-    lu = jnp.stack([_chol(flat(k), jitter) for k in phi_all[1:]]) if depth > 1 else None
-    l0 = jnp.linalg.cholesky(phi0 + jitter * jnp.mean(jnp.diag(phi0)) * jnp.eye(q, dtype=y.dtype))
-    u1 = jnp.broadcast_to((xi_u[:, 0, :q] @ l0.T)[:, None, :], (n, t1, q))
-    us = [u1] + [(xi_u[:, l] @ lu[l - 1].T).reshape(n, t1, q) for l in range(1, depth)]
-    lr = jnp.stack([_chol(flat(k), jitter) for k in gs[1:]])
-    rs = jnp.stack([(xi_r[:, l] @ lr[l].T).reshape(n, t1, q) for l in range(depth - 1)], axis=1)
-    u = jnp.stack(us, axis=1)                                       # (n, L, T+1, Q)
-    dpad = jnp.concatenate([delta, jnp.zeros((t1, q - p), y.dtype)], axis=1)
+    l0 = jnp.linalg.cholesky(phi0 + jitter * jnp.mean(jnp.diag(phi0)) * jnp.eye(q, dtype=w0.dtype))
+    us = [l0 @ xi_u[:, 0, :q].T] + [
+        (_chol(flat(phis[l - 1]), jitter) @ xi_u[:, l].T).reshape(t1, q, n)
+        for l in range(1, depth)]
+    rs = [(_chol(flat(gs[l + 1]), jitter) @ xi_r[:, l].T).reshape(t1, q, n)
+          for l in range(depth - 1)] + [w0]
+    return us, rs
 
-    def site(u_, r_, w0_):
-        return _single_site(activation, u_, r_, w0_, dpad, phi_all, gs[1:], ra, rb, gamma0, eta, p,
-                            responses)
 
-    ph, g, ws = jax.vmap(site)(u, rs, w0)                           # (n, L, T+1, Q), (n, T+1)
-    new_phis = jnp.einsum("nltq,nlsr->ltsqr", ph, ph) / n
-    new_gs = jnp.einsum("nltq,nlsr->ltsqr", g, g) / n
-    prod = ws[:, :, None] * ph[:, -1]                               # (n, T+1, Q)
-    f = jnp.mean(prod - prod[:, :1], axis=0) / gamma0               # (T+1, Q)
+def _layers(activation, state, phi0, us, rs, dl, c, responses, chunk):
+    """Every layer's fields and (with ``responses``) its Jacobians' means. Returns phi(h) and g
+    histories (L, T+1, Q, n), w(k) (T+1, n), RA^1..RA^{L-1} and RB^1..RB^{L-1} (or None)."""
+    depth = state[1].shape[0]
+    blocks = _blocks(dl.shape[0])
+    d12 = _second(activation)
+    ph, g, ra, rb = [], [], [], []
+    for l, (kh, kz) in enumerate(_layer_kernels(state, phi0, dl, c, responses)):
+        h, z, ph_l, g_l = _fields(activation, kh, kz, dl, blocks, us[l], rs[l])
+        ph.append(ph_l)
+        g.append(g_l)
+        if responses:
+            types = ("u",) * (l > 0) + ("r",) * (l < depth - 1)
+            d1, d2 = d12(h)
+            dphi_dr, dg_du = _jacobians(kh, kz, dl, blocks, d1, d2 * z, types, chunk)
+            ra += [dphi_dr] * (l < depth - 1)
+            rb += [dg_du] * (l > 0)
+    out = (jnp.stack(ra), jnp.stack(rb)) if responses else (None, None)
+    return (jnp.stack(ph), jnp.stack(g), z[:, 0]) + out
+
+
+def _iteration(activation, state, noise, phi0, y, gamma0, eta, damping, jitter, responses, chunk):
+    delta, phis, gs, ra, rb = state     # delta (T+1, P); phis (L, T+1, T+1, Q, Q) = Phi^1..L, ...
+    t1, q = phis.shape[1], phis.shape[3]
+    p, n = y.shape[0], noise[2].shape[0]
+    us, rs = _sources(state, noise, phi0, jitter)
+    dl = jnp.concatenate([delta, jnp.zeros((t1, q - p), y.dtype)], axis=1)
+    ph, g, ws, new_ra, new_rb = _layers(activation, state, phi0, us, rs, dl, gamma0 * eta / p,
+                                        responses, chunk)
+    new_phis = jnp.einsum("ltqn,lsrn->ltsqr", ph, ph) / n
+    new_gs = jnp.einsum("ltqn,lsrn->ltsqr", g, g) / n
+    prod = ws[:, None] * ph[-1]                                     # (T+1, Q, n)
+    f = jnp.mean(prod - prod[:1], axis=-1) / gamma0                 # (T+1, Q)
     new_delta = y - f[:, :p]
-    if responses:
-        def jac_one(args):
-            u_, r_, w0_ = args
-            fn = lambda uu, rr: site(u_.at[1:].set(uu), rr, w0_)[:2]  # noqa: E731
-            (dph_du, dph_dr), (dg_du, dg_dr) = jax.jacfwd(fn, argnums=(0, 1))(u_[1:], r_)
-            ra_ = jnp.stack([dph_dr[l, :, :, l] for l in range(depth - 1)])   # dphi^l / dr^l
-            rb_ = jnp.stack([dg_du[l + 1, :, :, l] for l in range(depth - 1)])  # dg^{l+1}/du^{l+1}
-            return ra_, rb_
-
-        def body(acc, args):
-            ra_, rb_ = jax.vmap(jac_one)(args)
-            return (acc[0] + ra_.sum(0), acc[1] + rb_.sum(0)), None
-
-        nb = n // chunk
-        resh = lambda a: a[: nb * chunk].reshape((nb, chunk) + a.shape[1:])  # noqa: E731
-        acc0 = (jnp.zeros_like(ra.transpose(0, 1, 3, 2, 4)),) * 2
-        (sra, srb), _ = jax.lax.scan(body, acc0, (resh(u), resh(rs), resh(w0)))
-        # (L-1, T+1, Q, T+1, Q) -> (L-1, T+1, T+1, Q, Q)
-        new_ra = (sra / (nb * chunk)).transpose(0, 1, 3, 2, 4)
-        new_rb = (srb / (nb * chunk)).transpose(0, 1, 3, 2, 4)
-    else:
-        new_ra, new_rb = ra, rb
-    new = (new_delta, new_phis, new_gs, new_ra, new_rb)
+    new = (new_delta, new_phis, new_gs) + ((new_ra, new_rb) if responses else (ra, rb))
     res = jnp.max(jnp.stack([jnp.max(jnp.abs(a - b)) for a, b in zip(new, state, strict=True)]))
     damped = jax.tree.map(lambda a, b: damping * a + (1 - damping) * b, new, state)
     return damped, res, (f, new_phis, new_gs)
@@ -211,7 +301,6 @@ def solve_deep(x, y, x_test, activation, *, depth, gamma0, eta, steps, key, n_sa
     p = x.shape[0]
     xa = x if x_test is None else jnp.concatenate([x, x_test])
     q = xa.shape[0]
-    chunk = max(1, min(n_samples, 32))
 
     def start(horizon, previous):
         # fresh common random numbers per horizon; the previous solution, extended, as the start
@@ -220,6 +309,7 @@ def solve_deep(x, y, x_test, activation, *, depth, gamma0, eta, steps, key, n_sa
 
     def sweep(consts, state, horizon):
         phi0, noise = consts
+        chunk = response_chunk(n_samples, horizon + 1, q, itemsize=y.dtype.itemsize)
         return _iteration_jit(activation, state, noise, phi0, y, gamma0, eta, damping, jitter,
                               responses=responses, chunk=chunk)
 
