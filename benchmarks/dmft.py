@@ -3,10 +3,11 @@
     .venv/bin/python benchmarks/dmft.py [--quick] [--reps 3]
 
 Cases: two-layer ReLU (P=25, D=40, T=200, eta=0.075, gamma0=1, 2000 samples) and deep tanh
-(L=3, P=10, D=25, T=100, eta=0.1, gamma0=1, gradient-independence method, 2000 samples); a small
-deep case with the response functions (L=2, P=5, T=20). Prints seconds per solve (compile
-excluded, minimum over --reps), the ratios, and the width N at which gradient descent of a width-N
-muP network matches the DMFT as well as the DMFT's own Monte Carlo error.
+(L=3, P=10, D=25, T=100, eta=0.1, gamma0=1, gradient-independence method, 2000 samples); the
+response functions of one deep outer iteration (L=3, P=10, T=40, 128 samples) against
+jax.jacfwd through a plain scan (``_dmft_jacfwd``). Prints seconds per solve (compile excluded,
+minimum over --reps), the ratios, and the width N at which gradient descent of a width-N muP
+network matches the DMFT as well as the DMFT's own Monte Carlo error.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(__file__))
 jax.config.update("jax_enable_x64", True)
 
+import _dmft_jacfwd as jacfwd_ref  # noqa: E402
 import _dmft_numpy as ref  # noqa: E402
 
 from widelimits import dynamics, nets  # noqa: E402
@@ -139,15 +141,40 @@ def deep(quick, reps):
     print(f"widelimits dmft, {it} outer iterations    : {t_jax:8.3f} s")
     print(f"NumPy, same algorithm ({it} x one iteration): {t_np:8.3f} s   ratio "
           f"{t_np / t_jax:6.1f}x")
-    dl, pl, tl = 2, 3, 10
-    xs = x[:pl]
-    kw = dict(depth=dl, gamma0=g0, eta=eta, steps=tl, key=jax.random.PRNGKey(0), n_samples=n,
-              method="sampled", max_iter=10, tol=1e-12, kernels="equal_time")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        t_resp, _ = best_time(lambda: dynamics.dmft(xs, y[:pl], nets.Tanh(), **kw).f_train, 1)
-    print(f"with response functions (L={dl}, P={pl}, T={tl}, 10 iterations): {t_resp:.3f} s "
-          f"(no NumPy counterpart: per-sample Jacobians)")
+
+
+def responses(quick, reps):
+    """One outer iteration's response functions: the layer-wise blocked recursion against
+    jax.jacfwd through a plain scan of all layers (``_dmft_jacfwd``), on the same samples."""
+    from widelimits.dynamics import _dmft_deep as deep_solver
+    depth, p, steps, n = (3, 10, 20, 64) if quick else (3, 10, 40, 128)
+    g0, eta = 1.0, 0.1
+    rng = np.random.default_rng(1)
+    x = jnp.asarray(rng.standard_normal((p, 25)))
+    y = jnp.asarray(np.sign(np.asarray(x[:, 0])))
+    act = nets.Elementwise(lambda h: jnp.tanh(0.8 * h) / 0.8)
+    print(f"\n## deep tanh, response functions of one outer iteration: L={depth}, P={p}, "
+          f"T={steps}, n_samples={n}")
+    phi0, noise, state = deep_solver._start(x, y, jax.random.PRNGKey(0), depth=depth,
+                                            steps=steps, n_samples=n)
+    chunk = deep_solver.response_chunk(n, steps + 1, p)
+    for _ in range(2):                                   # time-dependent kernels and responses
+        state = deep_solver._iteration_jit(act, state, noise, phi0, y, g0, eta, 0.6, 1e-10,
+                                           responses=True, chunk=chunk)[0]
+    us, rs = deep_solver._sources(state, noise, phi0, 1e-10)
+    dl, c = state[0], g0 * eta / p
+    ours = jax.jit(lambda st, us, rs: deep_solver._layers(act, st, phi0, us, rs, dl, c, True,
+                                                          chunk)[3:])
+    t_ours, (ra, rb) = best_time(lambda: ours(state, us, rs), reps)
+    u = jnp.stack([jnp.broadcast_to(us[0], us[1].shape)] + us[1:], 0).transpose(3, 0, 1, 2)
+    r = jnp.stack(rs[:-1], 0).transpose(3, 0, 1, 2)
+    base = jax.jit(lambda st, u, r, w0: jacfwd_ref.responses(
+        act, u, r, w0, dl, phi0, st[1][:-1], st[2][1:], st[3], st[4], c, min(n, 32)))
+    t_base, (ra0, rb0) = best_time(lambda: base(state, u, r, rs[-1]), max(1, reps // 3))
+    diff = max(float(jnp.max(jnp.abs(ra - ra0))), float(jnp.max(jnp.abs(rb - rb0))))
+    print(f"jax.jacfwd through one scan of all layers: {t_base:8.3f} s")
+    print(f"widelimits, layer by layer, time blocks  : {t_ours:8.3f} s   ratio "
+          f"{t_base / t_ours:6.1f}x   (max |difference| {diff:.1e})")
 
 
 def main():
@@ -158,6 +185,7 @@ def main():
     print(f"jax {jax.__version__}, devices {jax.devices()}, cpu count {os.cpu_count()}")
     two_layer(args.quick, args.reps)
     deep(args.quick, args.reps)
+    responses(args.quick, args.reps)
 
 
 if __name__ == "__main__":
