@@ -6,6 +6,8 @@ import pytest
 from widelimits import kernels
 from widelimits.reproduce import REGISTRY, beyond_iid as bi
 
+from ._repro import assert_png, forbid
+
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
@@ -18,10 +20,8 @@ def smoke(tmp_path_factory):
 def test_figure_registry_and_resume(smoke, monkeypatch):
     result, paths, out = smoke
     assert REGISTRY["beyond_iid"] is bi
-    with open(paths[0], "rb") as f:
-        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
-    monkeypatch.setattr(bi, "_kernels", lambda *a, **k: (_ for _ in ()).throw(AssertionError))
-    monkeypatch.setattr(bi, "_norms", lambda *a, **k: (_ for _ in ()).throw(AssertionError))
+    assert_png(paths[0])
+    forbid(monkeypatch, bi, "_kernels", "_norms")
     again = bi.run("smoke", out)
     np.testing.assert_array_equal(again["fl_ratio"]["orthogonal"], result["fl_ratio"]["orthogonal"])
 

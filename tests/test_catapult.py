@@ -12,6 +12,8 @@ from tests.conftest import rtol_for
 from widelimits import dynamics, kernels
 from widelimits.reproduce import REGISTRY, catapult as cat
 
+from ._repro import assert_png, forbid
+
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
@@ -158,13 +160,9 @@ def test_classify():
 def test_figure_registry_and_resume(smoke, monkeypatch):
     result, paths, out = smoke
     assert REGISTRY["catapult"] is cat
-    with open(paths[0], "rb") as f:
-        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert_png(paths[0])
 
-    def fail(*args, **kwargs):
-        raise AssertionError("a finished model was recomputed")
-
-    monkeypatch.setattr(cat, "sweep", fail)
+    forbid(monkeypatch, cat, "sweep")
     again = cat.load(result["data"], "smoke")
     for model in cat.MODELS:
         np.testing.assert_array_equal(again[model]["loss"], result[model]["loss"])

@@ -8,6 +8,8 @@ from scipy import stats
 from widelimits import compare, kernels, nets
 from widelimits.reproduce import REGISTRY, kernel_width_scaling
 
+from ._repro import assert_png
+
 
 def test_fit_power_law_matches_linregress_and_recovers_the_exponent():
     rng = np.random.default_rng(0)
@@ -81,6 +83,5 @@ def test_reproduction_smoke(tmp_path):
     assert REGISTRY["kernel_width_scaling"] is kernel_width_scaling
     result = kernel_width_scaling.run("smoke", tmp_path)
     (path,) = kernel_width_scaling.plot(result, tmp_path)
-    with open(path, "rb") as f:
-        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert_png(path)
     assert set(result["results"][0].fits) == {"nngp", "ntk"}

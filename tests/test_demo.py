@@ -13,6 +13,8 @@ from widelimits import nets
 from widelimits.__main__ import main
 from widelimits.reproduce import REGISTRY, kernel_gallery
 
+from ._repro import assert_png
+
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
@@ -25,8 +27,7 @@ def test_figures_written(smoke):
     result, paths, out = smoke
     assert len(paths) == 2
     for path in paths:
-        with open(path, "rb") as f:
-            assert f.read(8) == b"\x89PNG\r\n\x1a\n", path
+        assert_png(path)
     assert (out / "kernel_gallery.npz").exists()
 
 

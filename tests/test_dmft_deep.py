@@ -5,6 +5,8 @@ import pytest
 
 from widelimits.reproduce import REGISTRY, dmft_deep as dd
 
+from ._repro import assert_png, forbid
+
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
@@ -18,8 +20,7 @@ def test_figure_and_registry(smoke):
     assert REGISTRY["dmft_deep"] is dd
     with pytest.raises(ValueError, match="size"):
         dd.run("huge", out)
-    with open(paths[0], "rb") as f:
-        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert_png(paths[0])
     # both DMFTs converged (the tolerances run() asks for)
     assert result["tanh_dmft_residual"] < 1e-3, result["tanh_dmft_residual"]
     assert result["linear_dmft_residual"] < 1e-6, result["linear_dmft_residual"]
@@ -61,11 +62,7 @@ def test_deep_linear_loss_approaches_closed_form(smoke):
 def test_run_resumes_finished_pieces(smoke, monkeypatch):
     result, _, out = smoke
 
-    def fail(*args, **kwargs):
-        raise AssertionError("a finished piece was recomputed")
-
-    monkeypatch.setattr(dd, "_dmft_piece", fail)
-    monkeypatch.setattr(dd, "_net_piece", fail)
+    forbid(monkeypatch, dd, "_dmft_piece", "_net_piece")
     again = dd.run("smoke", out)
     np.testing.assert_array_equal(again["tanh_net_phi"], result["tanh_net_phi"])
     loaded = dd.load(result["data"], "smoke")

@@ -10,6 +10,8 @@ from tests.conftest import rtol_for
 from widelimits import nets
 from widelimits.reproduce import REGISTRY, dmft_two_layer as dtl
 
+from ._repro import assert_png, forbid
+
 
 def _relu(a):
     return np.maximum(a, 0.0)
@@ -133,8 +135,7 @@ def test_figure_and_registry(smoke):
     assert REGISTRY["dmft_two_layer"] is dtl
     with pytest.raises(ValueError, match="size"):
         dtl.run("huge", smoke[2])
-    with open(paths[0], "rb") as f:
-        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert_png(paths[0])
     np.testing.assert_allclose(dtl.alignment(result["dmft_phi"], 3 * result["dmft_phi"]), 1,
                                rtol=1e-12)
 
@@ -178,10 +179,7 @@ def test_feature_learning_grows_with_gamma0(smoke):
 def test_run_resumes_finished_gammas(smoke, monkeypatch):
     result, _, out = smoke
 
-    def fail(*args, **kwargs):
-        raise AssertionError("a finished gamma0 was recomputed")
-
-    monkeypatch.setattr(dtl, "_one_gamma", fail)
+    forbid(monkeypatch, dtl, "_one_gamma")
     again = dtl.run("smoke", out)
     np.testing.assert_array_equal(again["net_phi"], result["net_phi"])
     loaded = dtl.load(result["data"], "smoke")

@@ -6,6 +6,8 @@ import pytest
 from widelimits import nets, signal
 from widelimits.reproduce import REGISTRY, edge_of_chaos as eoc
 
+from ._repro import assert_png, forbid
+
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
@@ -17,8 +19,7 @@ def smoke(tmp_path_factory):
 def test_figure_and_registry(smoke):
     _, paths, _ = smoke
     assert REGISTRY["edge_of_chaos"] is eoc
-    with open(paths[0], "rb") as f:
-        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert_png(paths[0])
 
 
 def test_phase_diagram(smoke):
@@ -52,9 +53,6 @@ def test_trainable_depth_tracks_xi_c(smoke):
 def test_run_resumes_finished_depths(smoke, monkeypatch):
     result, _, out = smoke
 
-    def fail(*args, **kwargs):
-        raise AssertionError("a finished depth was retrained")
-
-    monkeypatch.setattr(eoc, "train_depth", fail)
+    forbid(monkeypatch, eoc, "train_depth")
     again = eoc.run("smoke", out)
     np.testing.assert_array_equal(again["accuracy"], result["accuracy"])

@@ -11,6 +11,8 @@ from tests.conftest import rtol_for
 from widelimits import dynamics, kernels
 from widelimits.reproduce import REGISTRY, grokking_lazy_rich as gl
 
+from ._repro import assert_png, forbid
+
 ALPHA, EPS = 0.7, 0.3
 
 
@@ -160,8 +162,7 @@ def test_figures_written_and_registered(smoke):
     assert REGISTRY["grokking_lazy_rich"] is gl
     assert len(paths) == 2
     for path in paths:
-        with open(path, "rb") as f:
-            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+        assert_png(path)
 
 
 def test_fig1_train_loss_falls_long_before_test_loss(smoke):
@@ -191,10 +192,7 @@ def test_larger_alpha_delays_generalisation(smoke):
 def test_run_resumes_finished_pieces(smoke, monkeypatch):
     result, _, out = smoke
 
-    def fail(*args, **kwargs):
-        raise AssertionError("a finished piece was recomputed")
-
-    monkeypatch.setattr(gl, "_train", fail)
+    forbid(monkeypatch, gl, "_train")
     again = gl.run("smoke", out)
     np.testing.assert_array_equal(again["sweep"]["test"], result["sweep"]["test"])
     np.testing.assert_array_equal(again["fig1"]["lin_test"], result["fig1"]["lin_test"])

@@ -10,6 +10,8 @@ import pytest
 from widelimits import dynamics, kernels
 from widelimits.reproduce import REGISTRY, lazy_vs_rich as lvr
 
+from ._repro import assert_png, forbid
+
 # The fits are over alpha in [10, 300] of exactly computed (float64, fixed-key) runs: the
 # residuals are the O(1/alpha) corrections to the asymptotic power law, not noise, so the
 # standard error is not the right yardstick; we bound the exponents' distance to the theory
@@ -76,13 +78,9 @@ def test_centered_model_is_zero_at_init_and_moves_theta_only():
 def test_figure_registry_and_resume(smoke, monkeypatch):
     result, paths, out = smoke
     assert REGISTRY["lazy_vs_rich"] is lvr
-    with open(paths[0], "rb") as f:
-        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert_png(paths[0])
 
-    def fail(*args, **kwargs):
-        raise AssertionError("a finished run was recomputed")
-
-    monkeypatch.setattr(lvr, "train_alphas", fail)
+    forbid(monkeypatch, lvr, "train_alphas")
     again = lvr.load(result["data"], "smoke")
     np.testing.assert_array_equal(again["distance"], result["distance"])
     with pytest.raises(ValueError, match="size"):

@@ -6,6 +6,8 @@ import pytest
 from widelimits import dynamics
 from widelimits.reproduce import REGISTRY, linearized_training as lt
 
+from ._repro import assert_png, forbid
+
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
@@ -17,8 +19,7 @@ def smoke(tmp_path_factory):
 def test_figure_and_registry(smoke):
     result, paths, _ = smoke
     assert REGISTRY["linearized_training"] is lt
-    with open(paths[0], "rb") as f:
-        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert_png(paths[0])
     cfg = lt.CONFIGS["smoke"]
     w, s, r = len(cfg["widths"]), cfg["n_seeds"], cfg["steps"] // cfg["record_every"] + 1
     assert result["lin_train"].shape == (w, s, r, lt.N_TRAIN, 1)
@@ -61,13 +62,10 @@ def test_dataset_is_on_the_sphere():
 def test_run_resumes_finished_widths(smoke, monkeypatch):
     result, _, out = smoke
 
-    def fail(*args, **kwargs):
-        raise AssertionError("a finished width was recomputed")
-
-    monkeypatch.setattr(lt, "_linearized", fail)
     from widelimits.compare import _trajectories
 
-    monkeypatch.setattr(_trajectories, "_one_width", fail)
+    forbid(monkeypatch, lt, "_linearized")
+    forbid(monkeypatch, _trajectories, "_one_width")
     again = lt.run("smoke", out)
     np.testing.assert_array_equal(again["lin_test"], result["lin_test"])
     loaded = lt.load(result["data"][1], "smoke")

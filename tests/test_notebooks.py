@@ -20,6 +20,8 @@ from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import run_sync
 from nbclient import NotebookClient
 
+from ._repro import assert_png
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.py"))
 
@@ -62,5 +64,4 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
     assert prefix == sys.prefix, f"the kernel ran {prefix!r}, not this environment {sys.prefix!r}"
     pngs = sorted(out.glob("*.png"))
     assert pngs, f"{path.name} wrote no PNG into {out}"
-    for png in pngs:
-        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"{png} is not a PNG"
+    assert_png(*pngs)

@@ -7,6 +7,8 @@ import pytest
 from widelimits import kernels
 from widelimits.reproduce import REGISTRY, ntk_convergence as nc
 
+from ._repro import assert_png, forbid
+
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
@@ -18,8 +20,7 @@ def smoke(tmp_path_factory):
 def test_figure_and_registry(smoke):
     _, paths, _ = smoke
     assert REGISTRY["ntk_convergence"] is nc
-    with open(paths[0], "rb") as f:
-        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert_png(paths[0])
 
 
 def test_limit_is_the_analytic_ntk(smoke):
@@ -62,10 +63,7 @@ def test_gradient_descent_matches_a_hand_written_step():
 def test_run_resumes_finished_widths(smoke, monkeypatch):
     result, _, out = smoke
 
-    def fail(*args, **kwargs):
-        raise AssertionError("a finished width was recomputed")
-
-    monkeypatch.setattr(nc, "_one_width", fail)
+    forbid(monkeypatch, nc, "_one_width")
     again = nc.run("smoke", out)
     np.testing.assert_array_equal(again["ntk_t"], result["ntk_t"])
     loaded = nc.load(result["data"], "smoke")

@@ -6,6 +6,8 @@ import pytest
 from widelimits import kernels
 from widelimits.reproduce import REGISTRY, ntk_function_dynamics as nfd
 
+from ._repro import assert_png, forbid
+
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
@@ -17,8 +19,7 @@ def smoke(tmp_path_factory):
 def test_figure_and_registry(smoke):
     result, paths, _ = smoke
     assert REGISTRY["ntk_function_dynamics"] is nfd
-    with open(paths[0], "rb") as f:
-        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert_png(paths[0])
     cfg = nfd.CONFIGS["smoke"]
     shape = (len(cfg["widths"]), cfg["n_inits"], cfg["n_angles"])
     assert result["f0"].shape == result["f_t"].shape == shape
@@ -62,10 +63,7 @@ def test_networks_train_and_sit_in_the_band(smoke):
 def test_run_resumes_finished_widths(smoke, monkeypatch):
     result, _, out = smoke
 
-    def fail(*args, **kwargs):
-        raise AssertionError("a finished width was recomputed")
-
-    monkeypatch.setattr(nfd, "_one_width", fail)
+    forbid(monkeypatch, nfd, "_one_width")
     again = nfd.run("smoke", out)
     np.testing.assert_array_equal(again["f_t"], result["f_t"])
     loaded = nfd.load(result["data"], "smoke")

@@ -6,6 +6,8 @@ import pytest
 from widelimits import depth
 from widelimits.reproduce import REGISTRY, resnet_depth_limit as rd
 
+from ._repro import assert_png, forbid
+
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
@@ -17,13 +19,9 @@ def smoke(tmp_path_factory):
 def test_figure_registry_and_resume(smoke, monkeypatch):
     result, paths, out = smoke
     assert REGISTRY["resnet_depth_limit"] is rd
-    with open(paths[0], "rb") as f:
-        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert_png(paths[0])
 
-    def fail(*args, **kwargs):
-        raise AssertionError("a finished piece was recomputed")
-
-    monkeypatch.setattr(depth, "sample_covariance", fail)
+    forbid(monkeypatch, depth, "sample_covariance")
     again = rd.run("smoke", out)
     np.testing.assert_array_equal(again["width_sweep"], result["width_sweep"])
 

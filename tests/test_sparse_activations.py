@@ -6,6 +6,8 @@ from scipy.stats import norm
 
 from widelimits.reproduce import REGISTRY, sparse_activations as sa
 
+from ._repro import assert_png
+
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
@@ -17,8 +19,7 @@ def smoke(tmp_path_factory):
 def test_figure_and_registry(smoke):
     _, paths, _ = smoke
     assert REGISTRY["sparse_activations"] is sa
-    with open(paths[0], "rb") as f:
-        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert_png(paths[0])
 
 
 def test_edge_of_chaos_initialisation_and_sparsity(smoke):

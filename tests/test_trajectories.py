@@ -11,6 +11,8 @@ import pytest
 from widelimits import compare, kernels, nets
 from widelimits.compare import _trajectories
 
+from ._repro import forbid
+
 WIDTHS = (64, 256, 1024, 4096)
 SEEDS, STEPS, EVERY, LR = 16, 40, 5, 1.0
 
@@ -94,10 +96,7 @@ def test_checkpoint_resumes_and_refuses_other_arguments(sweep, monkeypatch):
     res, path = sweep
     x, y, xt = _data()
 
-    def fail(*args, **kwargs):
-        raise AssertionError("a finished width was recomputed")
-
-    monkeypatch.setattr(_trajectories, "_one_width", fail)
+    forbid(monkeypatch, _trajectories, "_one_width")
     kw = dict(x_test=xt, steps=STEPS, learning_rate=LR, n_seeds=SEEDS, record_every=EVERY,
               checkpoint=path, progress=False)
     again = compare.trajectories(make_net, WIDTHS, x, y, jax.random.key(0), **kw)
