@@ -18,11 +18,11 @@
 # $f = w\cdot\phi(h^L)/(\gamma_0 N)$ (`nets.meanfield_mlp`), trained by full-batch gradient
 # descent with learning rate $\eta\gamma_0^2 N$, at widths $N = 2 \dots 2000$, against the
 # $N\to\infty$ limit (`dynamics.dmft`): (a) $\phi(h) = \tanh(0.8h)/0.8$, $L = 3$, with the sampled
-# DMFT including the response functions $A, B$ (exact per-sample Jacobians; the problem sizes are
-# reduced because their cost grows as $(TP)^3$), drawn next to the gradient-independence
-# approximation ($A = B = 0$), which misses the networks' loss; (b) deep linear networks with the
-# exact closed-form operator DMFT ($L = 5$ in the full size). The final per-layer feature kernels
-# of the networks align with the DMFT's as $N$ grows.
+# DMFT including the response functions $A, B$ (exact per-sample Jacobians, whose cost grows as
+# $(TP)^3$: the full size is the paper's $P = 10$, $T = 100$, the quick one smaller), drawn next
+# to the gradient-independence approximation ($A = B = 0$), which misses the networks' loss;
+# (b) deep linear networks with the exact closed-form operator DMFT ($L = 5$ in the full size).
+# The final per-layer feature kernels of the networks align with the DMFT's as $N$ grows.
 #
 # The computation lives in `widelimits.reproduce.dmft_deep`. `WIDELIMITS_SIZE` picks the size
 # (`full`, `quick` (default), `smoke`) and `WIDELIMITS_OUT` the output folder.

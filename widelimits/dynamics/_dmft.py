@@ -255,15 +255,16 @@ def extend_in_time(a, axes, grow):
     return jnp.pad(a, [(0, grow) if i in axes else (0, 0) for i in range(a.ndim)], mode="edge")
 
 
-def iterate_in_time(steps, start, sweep, *, tol, max_iter, progress, desc):
+def iterate_in_time(steps, start, sweep, *, tol, max_iter, progress, desc, horizons=None):
     """Damped fixed-point iteration continued in time over the horizons ``schedule(steps)``.
 
     ``start(horizon, previous)`` returns ``(consts, state)`` for a horizon; ``previous`` is None
     for the first one, else ``(state, old_horizon)`` to extend (by causality its first steps are
     already solved). ``sweep(consts, state, horizon)`` returns ``(state, residual, out)``. Each
     horizon is iterated until ``residual < tol`` (or non-finite), at most ``max_iter`` times.
-    Returns the last horizon's ``consts``, ``state`` and ``out``, and every residual."""
-    horizons = schedule(steps)
+    Returns the last horizon's ``consts``, ``state`` and ``out``, and every residual.
+    ``horizons`` replaces the schedule."""
+    horizons = schedule(steps) if horizons is None else horizons
     residuals, state, previous = [], None, None
     bar = _progress_bar(max_iter * len(horizons), progress, desc)
     for horizon in horizons:

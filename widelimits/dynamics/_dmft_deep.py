@@ -15,11 +15,14 @@ come from the cavity argument at finite time step: RA is strictly causal, RB inc
 (g^{l+1}(k) depends on h^{l+1}(k)). ``responses=False`` is the *gradient-independence
 approximation* (RA = RB = 0): not the DMFT, cheap.
 
-Given the order parameters, the layers' single-site processes are independent (each has its own
-sources u^l, r^l), so each layer is solved on its own by forward substitution in time
-(``_forward``), for all samples at once. The responses are the sample means of exact
-per-sample Jacobians: the same causal recursion, linearised, with one column per source
-direction (``_jacobians``): O(n (TP)^3 / 3) per layer and iteration.
+Given RA and RB, one causal sweep over time solves the rest exactly (``_dmft_sweep``: each
+source is drawn conditioned on its own past). The responses are then the sample means of exact
+per-sample Jacobians of the sweep's fields. Given the kernels the layers' single-site processes
+are independent (each has its own sources u^l, r^l), so each layer's Jacobians come from its own
+causal recursion, linearised, with one column per source direction, in time blocks
+(``_forward``, ``_jacobians``): O(n (TP)^3 / 3) per layer. The outer iteration is a damped
+fixed-point iteration on RA, RB alone; without them (gradient independence) one sweep is the
+solution.
 
 Outputs f(k) = <w(k) phi(h^L(k)) - w(0) phi(h^L(0))> / gamma0 (the exact infinite-width output of
 gradient descent), so gamma0 > 0 is required here. Test points ride along with Delta = 0.
@@ -34,6 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._dmft import DMFTResult, derivative, extend_in_time, iterate_in_time
+from ._dmft_sweep import sweep
 
 _TIME_BLOCKS = 8   # at most; blocks of >= 8 steps (compile time grows with the block count)
 
@@ -120,21 +124,6 @@ def _layer_kernels(state, phi0, dl, c, responses):
     return list(zip(kh, kz + [c * jnp.ones((q, q), dl.dtype)], strict=True))
 
 
-def _fields(activation, kh, kz, dl, blocks, u, r):
-    """One layer's fields for all samples: u, r (T+1, Q, n) sources (u (Q, n) if constant in
-    time, r (n,) for z^L = w(0)). Returns h, z, phi(h), g histories, (T+1, Q, n) each."""
-    q, n = dl.shape[1], u.shape[-1]
-    dphi = derivative(activation)
-
-    def source(k, w):
-        sh = u if u.ndim == 2 else u[k]
-        return sh, jnp.broadcast_to(r, (q, n)) if r.ndim == 1 else r[k]
-
-    pointwise = (lambda _, h: activation.fn(h), lambda _, h, z: dphi(h) * z)
-    out = _forward(kh, kz, dl, blocks, [n] * len(blocks), source, pointwise)
-    return [jnp.concatenate(a) for a in zip(*out, strict=True)]
-
-
 def response_chunk(n, t1, q, n_types=2, budget=2**30, itemsize=8):
     """Samples per chunk of the Jacobian pass: the largest divisor of n whose tangent
     histories, about 6 (T+1)Q x (T+1)Q n_types per sample, fit ``budget`` bytes (at least 1)."""
@@ -189,67 +178,38 @@ def _jacobians(kh, kz, dl, blocks, a1, a2, types, chunk):
     return (mean.pop(0) if ir >= 0 else None), (mean.pop(0) if iu >= 0 else None)
 
 
-def _chol(cov, jitter):
-    n = cov.shape[0]
-    scale = jnp.mean(jnp.diag(cov))
-    return jnp.linalg.cholesky(cov + (jitter * scale + 1e-300) * jnp.eye(n, dtype=cov.dtype))
-
-
-def _sources(state, noise, phi0, jitter):
-    """The layers' Gaussian sources from the fixed noise, (T+1, Q, n) each: u^1 (Q, n), static,
-    ~ N(0, Phi^0); u^l ~ GP(0, Phi^{l-1}); r^l ~ GP(0, G^{l+1}); and r^L = w(0), (n,)."""
-    _, phis, gs, _, _ = state
-    xi_u, xi_r, w0 = noise              # (n, L, (T+1) Q), (n, L-1, (T+1) Q), (n,)
-    depth, t1, _, q, _ = phis.shape
-    n = w0.shape[0]
-    flat = lambda k: k.transpose(0, 2, 1, 3).reshape(t1 * q, t1 * q)  # noqa: E731
-    l0 = jnp.linalg.cholesky(phi0 + jitter * jnp.mean(jnp.diag(phi0)) * jnp.eye(q, dtype=w0.dtype))
-    us = [l0 @ xi_u[:, 0, :q].T] + [
-        (_chol(flat(phis[l - 1]), jitter) @ xi_u[:, l].T).reshape(t1, q, n)
-        for l in range(1, depth)]
-    rs = [(_chol(flat(gs[l + 1]), jitter) @ xi_r[:, l].T).reshape(t1, q, n)
-          for l in range(depth - 1)] + [w0]
-    return us, rs
-
-
-def _layers(activation, state, phi0, us, rs, dl, c, responses, chunk):
-    """Every layer's fields and (with ``responses``) its Jacobians' means. Returns phi(h) and g
-    histories (L, T+1, Q, n), w(k) (T+1, n), RA^1..RA^{L-1} and RB^1..RB^{L-1} (or None)."""
-    depth = state[1].shape[0]
-    blocks = _blocks(dl.shape[0])
+def _responses(activation, state, phi0, fields, c, chunk):
+    """RA^1..RA^{L-1}, RB^1..RB^{L-1}, (L-1, T+1, T+1, Q, Q): the sample means of every
+    layer's Jacobians at the fields h, z (L, T+1, Q, n) of the sweep that ``state`` came from."""
+    delta, phis = state[0], state[1]
+    depth, t1, q = phis.shape[0], phis.shape[1], phis.shape[3]
+    dl = jnp.concatenate([delta, jnp.zeros((t1, q - delta.shape[1]), delta.dtype)], axis=1)
+    blocks = _blocks(t1)
     d12 = _second(activation)
-    ph, g, ra, rb = [], [], [], []
-    for l, (kh, kz) in enumerate(_layer_kernels(state, phi0, dl, c, responses)):
-        h, z, ph_l, g_l = _fields(activation, kh, kz, dl, blocks, us[l], rs[l])
-        ph.append(ph_l)
-        g.append(g_l)
-        if responses:
-            types = ("u",) * (l > 0) + ("r",) * (l < depth - 1)
-            d1, d2 = d12(h)
-            dphi_dr, dg_du = _jacobians(kh, kz, dl, blocks, d1, d2 * z, types, chunk)
-            ra += [dphi_dr] * (l < depth - 1)
-            rb += [dg_du] * (l > 0)
-    out = (jnp.stack(ra), jnp.stack(rb)) if responses else (None, None)
-    return (jnp.stack(ph), jnp.stack(g), z[:, 0]) + out
+    ra, rb = [], []
+    for l, (kh, kz) in enumerate(_layer_kernels(state, phi0, dl, c, True)):
+        d1, d2 = d12(fields["h"][l])
+        types = ("u",) * (l > 0) + ("r",) * (l < depth - 1)
+        dphi_dr, dg_du = _jacobians(kh, kz, dl, blocks, d1, d2 * fields["z"][l], types, chunk)
+        ra += [dphi_dr] * (l < depth - 1)
+        rb += [dg_du] * (l > 0)
+    return jnp.stack(ra), jnp.stack(rb)
 
 
 def _iteration(activation, state, noise, phi0, y, gamma0, eta, damping, jitter, responses, chunk):
-    delta, phis, gs, ra, rb = state     # delta (T+1, P); phis (L, T+1, T+1, Q, Q) = Phi^1..L, ...
-    t1, q = phis.shape[1], phis.shape[3]
-    p, n = y.shape[0], noise[2].shape[0]
-    us, rs = _sources(state, noise, phi0, jitter)
-    dl = jnp.concatenate([delta, jnp.zeros((t1, q - p), y.dtype)], axis=1)
-    ph, g, ws, new_ra, new_rb = _layers(activation, state, phi0, us, rs, dl, gamma0 * eta / p,
-                                        responses, chunk)
-    new_phis = jnp.einsum("ltqn,lsrn->ltsqr", ph, ph) / n
-    new_gs = jnp.einsum("ltqn,lsrn->ltsqr", g, g) / n
-    prod = ws[:, None] * ph[-1]                                     # (T+1, Q, n)
-    f = jnp.mean(prod - prod[:1], axis=-1) / gamma0                 # (T+1, Q)
-    new_delta = y - f[:, :p]
-    new = (new_delta, new_phis, new_gs) + ((new_ra, new_rb) if responses else (ra, rb))
+    """One causal sweep (``_dmft_sweep``) with the current responses, then (with ``responses``)
+    the responses of its fields, damped: ra <- a RA_new + (1 - a) ra. The sweep solves Delta,
+    Phi and G exactly, so without responses one iteration is the solution (residual 0)."""
+    ra, rb = state[3], state[4]
+    fields = sweep(activation, noise, phi0, y, ra, rb, gamma0, eta, jitter)
+    new = (fields["delta"], fields["phi"], fields["g"], ra, rb)
+    if not responses:
+        return new, jnp.zeros((), y.dtype), (fields["f"], fields["phi"], fields["g"])
+    new_ra, new_rb = _responses(activation, new, phi0, fields, gamma0 * eta / y.shape[0], chunk)
+    new = new[:3] + (new_ra, new_rb)
     res = jnp.max(jnp.stack([jnp.max(jnp.abs(a - b)) for a, b in zip(new, state, strict=True)]))
-    damped = jax.tree.map(lambda a, b: damping * a + (1 - damping) * b, new, state)
-    return damped, res, (f, new_phis, new_gs)
+    damped = new[:3] + (damping * new_ra + (1 - damping) * ra, damping * new_rb + (1 - damping) * rb)
+    return damped, res, (fields["f"], fields["phi"], fields["g"])
 
 
 _iteration_jit = jax.jit(_iteration, static_argnames=("responses", "chunk"))
@@ -257,17 +217,25 @@ _iteration_jit = jax.jit(_iteration, static_argnames=("responses", "chunk"))
 
 @partial(jax.jit, static_argnames=("depth", "steps", "n_samples"))
 def _start(xa, y, key, *, depth, steps, n_samples):
-    """Input kernel, the fixed Gaussian noise (common random numbers) and the initial state."""
+    """Input kernel and the fixed Gaussian noise (common random numbers) for ``steps``; a shorter
+    horizon uses its first time rows (``_horizon``), so its sources are the same."""
     q, t1, dt = xa.shape[0], steps + 1, y.dtype
     phi0 = xa @ xa.T / xa.shape[1]
     ku, kr, kw = jax.random.split(key, 3)
     noise = (jax.random.normal(ku, (n_samples, depth, t1 * q), dt),
              jax.random.normal(kr, (n_samples, depth - 1, t1 * q), dt),
              jax.random.normal(kw, (n_samples,), dt))
+    return phi0, noise
+
+
+def _horizon(phi0, noise, y, depth, horizon):
+    """The noise of the first ``horizon`` steps, and the lazy initial state for them."""
+    q, t1, dt = phi0.shape[0], horizon + 1, y.dtype
+    noise = (noise[0][:, :, : t1 * q], noise[1][:, :, : t1 * q], noise[2])
     zero_r = jnp.zeros((depth - 1, t1, t1, q, q), dt)
     lazy = (jnp.tile(y, (t1, 1)), jnp.broadcast_to(phi0, (depth, t1, t1, q, q)),
             jnp.ones((depth, t1, t1, q, q), dt), zero_r, zero_r)
-    return phi0, noise, lazy
+    return noise, lazy
 
 
 @partial(jax.jit, static_argnames=("p", "kernels"))
@@ -292,30 +260,31 @@ def _extend(state, old, new):
 
 def solve_deep(x, y, x_test, activation, *, depth, gamma0, eta, steps, key, n_samples, responses,
                damping, tol, max_iter, jitter, progress, kernels):
-    """Damped fixed-point iteration of the deep sampled DMFT (see the module docstring),
-    continued in time over the horizons ``_dmft.schedule(steps)`` (each iterated to ``tol``, at
-    most ``max_iter`` times): iterating over a long horizon at once can overshoot without bound."""
+    """The deep sampled DMFT (see the module docstring). Without responses one causal sweep
+    solves it. With them, the responses are iterated (damped) to ``tol``, continued in time over
+    the horizons ``_dmft.schedule(steps)`` (at most ``max_iter`` iterations each), with the same
+    noise on every horizon, so the steps already solved stay solved."""
     if gamma0 == 0:
         raise ValueError("gamma0 = 0 with depth >= 2: the lazy limit is the NTK gradient flow; "
                          "use dynamics.gradient_descent_mse with kernels.analytic, or gamma0 > 0")
     p = x.shape[0]
     xa = x if x_test is None else jnp.concatenate([x, x_test])
     q = xa.shape[0]
+    phi0, noise = _start(xa, y, key, depth=depth, steps=steps, n_samples=n_samples)
 
     def start(horizon, previous):
-        # fresh common random numbers per horizon; the previous solution, extended, as the start
-        phi0, noise, lazy = _start(xa, y, key, depth=depth, steps=horizon, n_samples=n_samples)
-        return (phi0, noise), lazy if previous is None else _extend(*previous, horizon)
+        # the previous solution, extended in time, as the start
+        part, lazy = _horizon(phi0, noise, y, depth, horizon)
+        return part, lazy if previous is None else _extend(*previous, horizon)
 
-    def sweep(consts, state, horizon):
-        phi0, noise = consts
+    def step(part, state, horizon):
         chunk = response_chunk(n_samples, horizon + 1, q, itemsize=y.dtype.itemsize)
-        return _iteration_jit(activation, state, noise, phi0, y, gamma0, eta, damping, jitter,
+        return _iteration_jit(activation, state, part, phi0, y, gamma0, eta, damping, jitter,
                               responses=responses, chunk=chunk)
 
-    (phi0, _), _, out, residuals = iterate_in_time(steps, start, sweep, tol=tol,
-                                                   max_iter=max_iter, progress=progress,
-                                                   desc="dmft")
+    _, _, out, residuals = iterate_in_time(steps, start, step, tol=tol, max_iter=max_iter,
+                                           progress=progress, desc="dmft",
+                                           horizons=None if responses else [steps])
     t, f_tr, delta, f_te, phis, gs, ntk = _finish(*out, phi0, y, eta, p=p, kernels=kernels)
     return DMFTResult(t=t, f_train=f_tr, delta=delta, f_test=None if q == p else f_te,
                       phi=phis, g=gs, ntk=ntk,
