@@ -151,10 +151,12 @@ def dmft(x, y, activation, *, depth=1, gamma0, eta, steps, key, n_samples=2000, 
         "gradient_independence" (depth >= 2: drops the response functions A, B -- an
         approximation, not the DMFT; for depth 1 it coincides with "sampled"), or "closed_form"
         (``nets.Identity()`` only: exact Gaussian operator equations, no sampling).
-      damping: a in X <- a X_new + (1 - a) X for the outer fixed-point iteration (depth >= 2).
+      damping: a in X <- a X_new + (1 - a) X for the outer fixed-point iteration (depth >= 2:
+        of the response functions for "sampled", of all order parameters for "closed_form").
       tol, max_iter: stop when the max |change| of the order parameters is below ``tol``. The
         deep solvers continue in time over the horizons ceil(T / 2^k) (the first <= 16), each
-        iterated at most ``max_iter`` times; ``residuals`` lists every iteration.
+        iterated at most ``max_iter`` times; ``residuals`` lists every iteration. Without
+        response functions ("gradient_independence") one causal sweep is the solution.
       on_fail: "warn" (``warnings.warn`` with the residual) or "raise" (``RuntimeError``) when the
         iteration does not converge.
       kernels: "full" (two-time kernels) or "equal_time" (memory-lean) for ``phi``/``g``.

@@ -49,13 +49,14 @@ def _blocks(t1):
     return list(zip([0] + ends[:-1], ends, strict=True))
 
 
-def _forward(kh, kz, dl, blocks, widths, source, pointwise, coef=None):
-    """Forward substitution in time of one layer's single-site equations, many columns at once:
+def _forward(kh, kz, dl, blocks, widths, source, pointwise, coef):
+    """Forward substitution in time of one layer's linearised single-site equations, many
+    columns at once:
 
         h(k) = sh(k) + sum_{m<k} Kh(k, m) g(m),      phi(k) = pointwise[0](c(k), h(k)),
         z(k) = sz(k) + sum_{m<=k} Kz(k, m) phi(m),   g(k) = pointwise[1](c(k), h(k), z(k)).
 
-    The columns are the samples (the fields) or the source directions (their Jacobians).
+    The columns are source directions (of one or several samples).
     Kh, Kz: (T+1, T+1, Q, Q) [k, m, a, b], zero where they do not reach; a (Q, Q) matrix M
     instead stands for the time-invariant M diag(dl(m)) [m < k], a running sum. ``source(k, w)``
     gives (sh, sz), (Q, w) each; ``coef``: arrays with a leading time axis, sliced per step.
@@ -63,7 +64,7 @@ def _forward(kh, kz, dl, blocks, widths, source, pointwise, coef=None):
     Time runs in ``blocks`` [lo, hi); block j has ``widths[j]`` active columns (a prefix of the
     next block's: later columns are still zero). The earlier blocks enter a block through one
     matrix product each, before its steps; the steps, a scan, only contract the block itself.
-    Returns per block the histories (h, z, phi, g), each (hi - lo, Q, widths[j]).
+    Returns per block the histories (phi, g), each (hi - lo, Q, widths[j]).
     """
     q = dl.shape[1]
     out = []
@@ -72,7 +73,7 @@ def _forward(kh, kz, dl, blocks, widths, source, pointwise, coef=None):
         far = [jnp.zeros((hi - lo, q, w), dl.dtype), jnp.zeros((hi - lo, q, w), dl.dtype)]
         for i in range(j):
             (plo, phi_), wi = blocks[i], widths[i]
-            for f, (kern, hist) in enumerate(((kh, out[i][3]), (kz, out[i][2]))):
+            for f, (kern, hist) in enumerate(((kh, out[i][1]), (kz, out[i][0]))):
                 if kern.ndim == 4:
                     far[f] = far[f].at[..., :wi].add(
                         jnp.einsum("kmab,mbc->kac", kern[lo:hi, plo:phi_], hist))
@@ -91,14 +92,14 @@ def _forward(kh, kz, dl, blocks, widths, source, pointwise, coef=None):
                               else kz @ acc_p)
             g = pointwise[1](c, h, z)
             g_b = jax.lax.dynamic_update_index_in_dim(g_b, g, k - lo, 0)
-            return (ph_b, g_b, acc_g + dl[k][:, None] * g, acc_p + dl[k][:, None] * ph), (h, z)
+            return (ph_b, g_b, acc_g + dl[k][:, None] * g, acc_p + dl[k][:, None] * ph), None
 
         blk = jnp.zeros((hi - lo, q, w), dl.dtype)
         xs = (jnp.arange(lo, hi), far[0], far[1], near[0], near[1],
-              None if coef is None else jax.tree.map(lambda a, lo=lo, hi=hi: a[lo:hi], coef))
-        (ph_b, g_b, *acc), (h, z) = jax.lax.scan(step, (blk, blk) + acc, xs)
+              jax.tree.map(lambda a, lo=lo, hi=hi: a[lo:hi], coef))
+        (ph_b, g_b, *acc), _ = jax.lax.scan(step, (blk, blk) + acc, xs)
         acc = tuple(acc)
-        out.append((h, z, ph_b, g_b))
+        out.append((ph_b, g_b))
     return out
 
 
@@ -165,7 +166,7 @@ def _jacobians(kh, kz, dl, blocks, a1, a2, types, chunk):
     def one_chunk(total, coef):
         out = _forward(kh, kz, dl, blocks, widths, source, pointwise, coef)
         sums = []
-        for (lo, hi), (_, _, ph, g) in zip(blocks, out, strict=True):
+        for (lo, hi), (ph, g) in zip(blocks, out, strict=True):
             pick = jnp.stack([a.reshape(hi - lo, q, hi * q, chunk, nt)[..., i].sum(-1)
                               for a, i in ((ph, ir), (g, iu)) if i >= 0])
             sums.append(jnp.pad(pick, ((0, 0), (0, 0), (0, 0), (0, (t1 - hi) * q))))

@@ -18,28 +18,31 @@ from jax.scipy.linalg import solve_triangular
 from ._dmft import derivative
 
 
-def _conditional(factor, cov_row, k, xi, jitter):
-    """Extend the lower-triangular factor of a two-time covariance by block row k, and the
-    source at time k, given its past (rows < k of the factor).
+def _conditional(inverse, cov_row, k, xi, jitter):
+    """The source at time k given its past, and the next block row of the inverse of the
+    lower-triangular factor L of its two-time covariance C (L L^T = C).
 
-    factor: ((T+1) Q, (T+1) Q), zero from block row k on; cov_row: (T+1, Q, Q) [m, a, b] =
-    C((k, a), (m, b)), zero for m > k; xi: ((T+1) Q, n) the fixed noise. Returns the factor and
-    the source (Q, n)."""
+    inverse: ((T+1) Q, (T+1) Q) = L^{-1} on block rows < k, zero from block row k on; cov_row:
+    (T+1, Q, Q) [m, a, b] = C((k, a), (m, b)), zero for m > k; xi: ((T+1) Q, n) the fixed
+    noise. With x = L(k, <k) = C(k, <k) L^{-T} and L(k, k) the Cholesky factor of the
+    conditional covariance C(k, k) - x x^T, the source is L(k, :) xi (Q, n). Matrix products
+    only: a triangular solve per step is much slower on XLA:CPU."""
     t1, q, _ = cov_row.shape
     row = cov_row.transpose(1, 0, 2).reshape(q, t1 * q)                # [a, (m, b)]
-    col = jnp.arange(t1 * q) // q
-    past = jnp.where(col[None, :] < k, row, 0.0)
-    # row_past = C(k, <k) L(<k, <k)^{-T}; the unit diagonal stands in for the future blocks
-    solvable = factor + jnp.diag((col >= k).astype(factor.dtype))
-    x = solve_triangular(solvable, past.T, lower=True).T                # (Q, (T+1) Q)
+    past = jnp.where(jnp.arange(t1 * q)[None, :] // q < k, row, 0.0)
+    x = past @ inverse.T                                                # (Q, (T+1) Q), 0 from k
     diag = jax.lax.dynamic_slice(row, (0, k * q), (q, q))
     rest = diag - x @ x.T
     rest = 0.5 * (rest + rest.T)
     lift = jnp.maximum(0.0, -jnp.linalg.eigvalsh(rest)[0])              # round-off below zero
     scale = jnp.mean(jnp.diag(diag))
-    lkk = jnp.linalg.cholesky(rest + (lift + jitter * scale + 1e-300) * jnp.eye(q, dtype=rest.dtype))
-    row_k = jax.lax.dynamic_update_slice(x, lkk, (0, k * q))
-    return jax.lax.dynamic_update_slice(factor, row_k, (k * q, 0)), row_k @ xi
+    eye = jnp.eye(q, dtype=rest.dtype)
+    lkk = jnp.linalg.cholesky(rest + (lift + jitter * scale + 1e-300) * eye)
+    lkk_inv = solve_triangular(lkk, eye, lower=True)
+    # L^{-1}(k, :) = L(k, k)^{-1} [-x L^{-1}(<k, :), 1 at (k, k)]
+    inv_row = jax.lax.dynamic_update_slice(-lkk_inv @ (x @ inverse), lkk_inv, (0, k * q))
+    source = x @ xi + lkk @ jax.lax.dynamic_slice_in_dim(xi, k * q, q, 0)
+    return jax.lax.dynamic_update_slice(inverse, inv_row, (k * q, 0)), source
 
 
 def sweep(activation, noise, phi0, y, ra, rb, gamma0, eta, jitter):
@@ -62,7 +65,7 @@ def sweep(activation, noise, phi0, y, ra, rb, gamma0, eta, jitter):
     u1 = l0 @ xi_u[0, :q]                                               # static first layer
     fields = jnp.zeros((6, depth, t1, q, n), dt)                        # h, z, phi, g, u, r
     kern = jnp.zeros((2, depth, t1, t1, q, q), dt)                      # Phi^1..L, G^1..L
-    factors = jnp.zeros((2, max(depth - 1, 1), tq, tq), dt)             # for u^2..L, r^1..L-1
+    factors = jnp.zeros((2, max(depth - 1, 1), tq, tq), dt)             # L^{-1}: u^2..L, r^1..L-1
     dl = jnp.zeros((t1, q), dt)
     before = jnp.arange(t1)
 
