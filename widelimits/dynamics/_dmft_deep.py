@@ -112,16 +112,15 @@ def _second(activation):
     return d12
 
 
-def _layer_kernels(state, phi0, dl, c, responses):
+def _layer_kernels(state, phi0, dl, c):
     """(Kh, Kz) per layer for ``_forward``: Kh^l = c Phi^{l-1} diag(Delta) [m < k] + RA^{l-1},
     Kz^l = c G^{l+1} diag(Delta) [m < k] + RB^l; the first layer's Kh (Phi^0 is constant) and the
     last layer's Kz (z^L = w) are time-invariant (Q, Q) matrices."""
     _, phis, gs, ra, rb = state
     depth, t1, _, q, _ = phis.shape
     weight = c * jnp.tri(t1, k=-1, dtype=dl.dtype)[:, :, None, None] * dl[None, :, None, :]
-    kh = [c * phi0] + [phis[j - 1] * weight + (ra[j - 1] if responses else 0)
-                       for j in range(1, depth)]
-    kz = [gs[j + 1] * weight + (rb[j] if responses else 0) for j in range(depth - 1)]
+    kh = [c * phi0] + [phis[j - 1] * weight + ra[j - 1] for j in range(1, depth)]
+    kz = [gs[j + 1] * weight + rb[j] for j in range(depth - 1)]
     return list(zip(kh, kz + [c * jnp.ones((q, q), dl.dtype)], strict=True))
 
 
@@ -188,7 +187,7 @@ def _responses(activation, state, phi0, fields, c, chunk):
     blocks = _blocks(t1)
     d12 = _second(activation)
     ra, rb = [], []
-    for l, (kh, kz) in enumerate(_layer_kernels(state, phi0, dl, c, True)):
+    for l, (kh, kz) in enumerate(_layer_kernels(state, phi0, dl, c)):
         d1, d2 = d12(fields["h"][l])
         types = ("u",) * (l > 0) + ("r",) * (l < depth - 1)
         dphi_dr, dg_du = _jacobians(kh, kz, dl, blocks, d1, d2 * fields["z"][l], types, chunk)
