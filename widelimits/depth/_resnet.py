@@ -28,7 +28,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .. import kernels, nets
-from ..nets._spec import check_nonnegative, check_positive_int, concrete
+from .._checks import concrete, integer as check_positive_int, nonnegative as check_nonnegative
 
 SAMPLING_METHODS = ("projected", "weights")
 

@@ -29,7 +29,7 @@ import numpy as np
 from scipy import special
 
 from .. import nets
-from ..nets._spec import check_positive_int
+from .._checks import integer as check_positive_int
 
 __all__ = ["linear_sde_log_norm", "linear_resnet_log_norm", "sample_sde"]
 

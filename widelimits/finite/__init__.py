@@ -6,7 +6,7 @@ are ``signal.chi_parallel`` and ``signal.chi_perp``) and large Monte Carlo ensem
 to check them. ``activation_moments`` (E phi(u)^k, u ~ N(0, q)) is shared with ``signal``.
 """
 
-from ..kernels._moments import activation_moments as activation_moments
+from ..kernels import activation_moments as activation_moments
 from ._ensembles import (
     METHODS as METHODS,
     KurtosisEstimate as KurtosisEstimate,

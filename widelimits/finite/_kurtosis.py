@@ -36,8 +36,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import nets
-from ..kernels._moments import activation_moments
-from ..nets._spec import concrete
+from .._checks import concrete
+from ..kernels import activation_moments
 
 __all__ = ["READOUTS", "OneLayerCumulants", "one_layer_cumulants",
            "net_output_cumulants", "readout_moments", "edgeworth_pdf", "edgeworth_cdf",

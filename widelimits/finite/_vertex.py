@@ -34,8 +34,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import nets
-from ..kernels._moments import activation_moments, check_activation
-from ..nets._spec import concrete
+from .._checks import activation as check_activation, concrete
+from ..kernels import activation_moments
 from ..signal import chi_parallel, chi_perp
 from ._kurtosis import check_scalar
 

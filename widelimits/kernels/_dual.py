@@ -5,9 +5,13 @@ For centred jointly Gaussian (u, v) with covariance [[q11, q12], [q12, q22]] a d
     V    = E[phi(u) phi(v)]      (NNGP map)
     Vdot = E[phi'(u) phi'(v)]    (derivative map, multiplies the NTK)
 
-Closed forms where they exist (formulas in ../shared/theory/kernels.md; each is checked against
-quadrature and Monte Carlo in tests/test_dual.py); a Hermite expansion (``_hermite.py``) for the
-rest. Inputs broadcast: q11 (n1, 1), q12 (n1, n2), q22 (1, n2) gives (n1, n2) outputs.
+Closed forms where they exist (each is checked against quadrature and Monte Carlo in
+tests/test_dual.py): the arc-cosine kernels (Cho & Saul 2009, eq. 1-3), erf (Williams 1997,
+eq. 11), GELU (Tsuchida et al. 2020), sin/cos/exp (Gaussian moment identities), monomials
+(Mehler's formula); a Hermite expansion (``_hermite.py``) for the rest, and a user's closed form
+for ``nets.Elementwise(fn, dual=...)``. Inputs broadcast: q11 (n1, 1), q12 (n1, n2), q22
+(1, n2) gives (n1, n2) outputs. Each activation type has one rule ``rule(act, q11, q12, q22)``
+in the registry ``DUALS``.
 """
 
 from __future__ import annotations
@@ -18,10 +22,16 @@ import jax
 import jax.numpy as jnp
 
 from .. import nets
+from .._registry import Registry
 from ._arccos import arccos_j, safe_correlation, safe_sqrt
 from ._hermite import DEFAULT_ORDER, hermite_dual
 
-__all__ = ["dual", "DUALS"]
+__all__ = ["dual", "DUALS", "closed_dual"]
+
+DUALS = Registry(
+    "kernels.dual", noun="infinite-width rule",
+    hint="Wrap a custom function in nets.Elementwise(fn) (a Hermite expansion), or give its "
+         "closed form with nets.Elementwise(fn, dual=...).")
 
 _TWO_PI = 2 * math.pi
 
@@ -140,30 +150,31 @@ def _identity(act, q11, q12, q22):
 
 
 def _hermite(act, q11, q12, q22):
-    order = getattr(act, "order", DEFAULT_ORDER)
-    return hermite_dual(act.fn, q11, q12, q22, order)
+    return hermite_dual(act.fn, q11, q12, q22, DEFAULT_ORDER)
 
 
-DUALS = {
-    nets.Relu: _relu,
-    nets.LeakyRelu: _leaky_relu,
-    nets.Abs: _abs,
-    nets.ABRelu: _abrelu,
-    nets.RectifiedMonomial: _rectified_monomial,
-    nets.Sign: _sign,
-    nets.Erf: _erf,
-    nets.Gelu: _gelu,
-    nets.Sin: _sin,
-    nets.Cos: _cos,
-    nets.Exp: _exp,
-    nets.Monomial: _monomial,
-    nets.Identity: _identity,
-    nets.Tanh: _hermite,
-    nets.Sigmoid: _hermite,
-    nets.Softplus: _hermite,
-    nets.Swish: _hermite,
-    nets.Elementwise: _hermite,
-}
+def _elementwise(act, q11, q12, q22):
+    if act.dual is not None:
+        return act.dual(q11, q12, q22)
+    return hermite_dual(act.fn, q11, q12, q22, act.order)
+
+
+for _type, _rule in (
+        (nets.Relu, _relu), (nets.LeakyRelu, _leaky_relu), (nets.Abs, _abs),
+        (nets.ABRelu, _abrelu), (nets.RectifiedMonomial, _rectified_monomial),
+        (nets.Sign, _sign), (nets.Erf, _erf), (nets.Gelu, _gelu), (nets.Sin, _sin),
+        (nets.Cos, _cos), (nets.Exp, _exp), (nets.Monomial, _monomial),
+        (nets.Identity, _identity), (nets.Tanh, _hermite), (nets.Sigmoid, _hermite),
+        (nets.Softplus, _hermite), (nets.Swish, _hermite), (nets.Elementwise, _elementwise)):
+    DUALS.register(_type, rule=_rule)
+
+
+def closed_dual(act) -> bool:
+    """Whether ``kernels.dual(act)`` is a closed form (not a Hermite expansion)."""
+    rule = DUALS.find(type(act))
+    if rule is _elementwise:
+        return act.dual is not None
+    return rule not in (None, _hermite)
 
 
 def dual(activation):
@@ -171,16 +182,18 @@ def dual(activation):
     ``V = E[phi(u) phi(v)]`` and ``Vdot = E[phi'(u) phi'(v)]`` for centred Gaussians of
     covariance ``[[q11, q12], [q12, q22]]`` (arrays broadcast). Closed forms: arc-cosine family
     (Cho & Saul 2009), erf (Williams 1997), GELU (Tsuchida et al. 2020), sin/cos/exp (Gaussian
-    moment identities), monomials (Mehler); others by Hermite expansion.
+    moment identities), monomials (Mehler), ``nets.Elementwise(fn, dual=...)``'s own; others by
+    Hermite expansion.
+
+    >>> from widelimits import kernels, nets
+    >>> v, vdot = kernels.dual(nets.Relu())(1.0, 0.0, 1.0)   # orthogonal unit-variance inputs
+    >>> round(float(v), 6), float(vdot)                       # 1/(2 pi), 1/4
+    (0.159155, 0.25)
     """
     if not isinstance(activation, nets.Activation):
         raise TypeError(f"dual: expected an activation spec such as nets.Relu(), got "
                         f"{activation!r} of type {type(activation).__name__}.")
-    rule = DUALS.get(type(activation))
-    if rule is None:
-        raise TypeError(f"dual: no infinite-width rule for {type(activation).__name__}; "
-                        f"supported: {sorted(t.__name__ for t in DUALS)}. Wrap a custom "
-                        "function in nets.Elementwise(fn) to use the Hermite expansion.")
+    rule = DUALS.rule(activation)
 
     def fn(q11, q12, q22):
         q11, q12, q22 = (jnp.asarray(q, dtype=jnp.result_type(q11, q12, q22, float))

@@ -26,7 +26,7 @@ from scipy.special import roots_hermitenorm
 
 from ._arccos import safe_correlation, safe_sqrt
 
-__all__ = ["hermite_coefficients", "hermite_dual", "DEFAULT_ORDER"]
+__all__ = ["hermite_coefficients", "hermite_dual", "derivative", "DEFAULT_ORDER"]
 
 DEFAULT_ORDER = 384
 
@@ -75,7 +75,8 @@ def _series(b1, b2, c):
     return acc
 
 
-def _derivative(fn):
+def derivative(fn):
+    """fn' elementwise, by forward-mode jax (one jvp with unit tangents)."""
     def dfn(x):
         return jax.jvp(fn, (x,), (jnp.ones_like(x),))[1]
 
@@ -86,7 +87,7 @@ def hermite_dual(fn, q11, q12, q22, order: int = DEFAULT_ORDER):
     """(E[fn(u) fn(v)], E[fn'(u) fn'(v)]) for centred Gaussians with covariance [[q11, q12],
     [q12, q22]]; q11 and q22 broadcast against q12 (e.g. shapes (n1, 1), (1, n2))."""
     c = safe_correlation(q11, q12, q22)
-    dfn = _derivative(fn)
+    dfn = derivative(fn)
     basis = _basis(order, c.dtype)
     coef = lambda f, q: hermite_coefficients(f, q, order, basis)
     v = _series(coef(fn, q11), coef(fn, q22), c)

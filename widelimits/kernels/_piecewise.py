@@ -1,6 +1,6 @@
-"""Continuous piecewise-linear functions and their exact one-dimensional Gaussian moments.
+"""Exact one-dimensional Gaussian moments of continuous piecewise-linear functions.
 
-A ``PiecewiseLinear`` is the callable of a ``nets.Elementwise`` spec (``signal.shifted_relu``
+A ``nets.PiecewiseLinear`` is the callable of a ``nets.Elementwise`` spec (``signal.shifted_relu``
 and ``signal.soft_threshold`` build them). Its moments ``E phi(sqrt(q) z)^2`` and
 ``E phi'(sqrt(q) z)^2`` follow from truncated Gaussian moments: for a piece ``a x + b`` on
 ``(lo, hi)``, with ``alpha = lo/sqrt(q)``, ``beta = hi/sqrt(q)``,
@@ -15,7 +15,6 @@ nodes, hence these exact forms.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import jax.numpy as jnp
@@ -23,40 +22,14 @@ from jax.scipy.special import ndtr
 
 from .. import nets
 
-__all__ = ["PiecewiseLinear", "is_piecewise_linear", "piecewise_second_moment",
-           "piecewise_derivative_moment"]
+__all__ = ["is_piecewise_linear", "piecewise_second_moment", "piecewise_derivative_moment"]
 
 _INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
 
 
-@dataclasses.dataclass(frozen=True)
-class PiecewiseLinear:
-    """A continuous piecewise-linear function ``phi(x) = slope * x + intercept`` on each piece
-    ``(lo, hi)`` of ``pieces`` (tuples of Python floats; ``lo``/``hi`` may be -inf/inf; pieces
-    cover the real line in increasing order). Hashable, so it can be the static ``func`` of a
-    ``nets.Elementwise``. ``kind`` ("shifted_relu" or "soft_threshold"), ``tau`` and ``clip``
-    describe the family it came from (Price et al. 2024)."""
-
-    kind: str
-    tau: float
-    clip: float | None
-    pieces: tuple
-
-    @property
-    def __name__(self):  # used by nets.Elementwise.__repr__
-        clip = "" if self.clip is None else f", clip={self.clip:g}"
-        return f"{self.kind}(tau={self.tau:g}{clip})"
-
-    def __call__(self, x):
-        m = jnp.inf if self.clip is None else self.clip
-        if self.kind == "shifted_relu":
-            return jnp.clip(x - self.tau, 0, m)
-        return jnp.sign(x) * jnp.clip(jnp.abs(x) - self.tau, 0, m)
-
-
 def is_piecewise_linear(act) -> bool:
-    """Whether ``act`` is a ``nets.Elementwise`` whose function is a ``PiecewiseLinear``."""
-    return isinstance(act, nets.Elementwise) and isinstance(act.func, PiecewiseLinear)
+    """Whether the function of the ``nets.Elementwise`` spec ``act`` is a ``nets.PiecewiseLinear``."""
+    return isinstance(act.func, nets.PiecewiseLinear)
 
 
 def _truncated_moments(lo, hi, s):
@@ -92,7 +65,7 @@ def _scale(q):
     return jnp.sqrt(jnp.maximum(q, tiny))
 
 
-def piecewise_second_moment(func: PiecewiseLinear, q):
+def piecewise_second_moment(func, q):
     """E[phi(sqrt(q) z)^2], z ~ N(0, 1), exactly (elementwise in ``q``; differentiable)."""
     s = _scale(q)
     total = 0.0
@@ -104,7 +77,7 @@ def piecewise_second_moment(func: PiecewiseLinear, q):
     return total + jnp.zeros_like(s)
 
 
-def piecewise_derivative_moment(func: PiecewiseLinear, q):
+def piecewise_derivative_moment(func, q):
     """E[phi'(sqrt(q) z)^2], z ~ N(0, 1), exactly: the sum of slope^2 times piece probability."""
     s = _scale(q)
     total = 0.0

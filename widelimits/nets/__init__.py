@@ -1,5 +1,10 @@
 """Network specs: frozen pytree dataclasses that define a finite network (``init``/``apply``)
-and, through ``widelimits.kernels``, its infinite-width limits."""
+and, through the views of the other subpackages, its infinite-width limits.
+
+A spec knows no view: it declares its parameters (``init``), its forward pass (``apply``) and
+its output shape (``output_shape``); each view (``kernels.analytic``, ``kernels.empirical_ntk``,
+``finite.output_samples``, ...) registers one rule per layer type. ``spec`` and ``static`` make
+a new layer; ``runs`` finds the repeated blocks that views scan."""
 
 from ._activations import (
     ABRelu as ABRelu,
@@ -36,12 +41,15 @@ from ._meanfield import (
     meanfield_learning_rate as meanfield_learning_rate,
     meanfield_mlp as meanfield_mlp,
 )
-from ._spec import Layer as Layer
+from ._piecewise import PiecewiseLinear as PiecewiseLinear
+from ._runs import Run as Run, runs as runs
+from ._spec import Layer as Layer, spec as spec, static as static
 
 __all__ = [
     "ABRelu", "Abs", "Activation", "Cos", "Dense", "Elementwise", "Erf", "Exp", "Gelu",
-    "Identity", "Layer", "LayerNorm", "LeakyRelu", "Monomial", "Parallel", "RectifiedMonomial",
-    "Relu", "Residual", "Serial", "Sigmoid", "Sign", "Sin", "Softplus", "Swish", "Tanh",
+    "Identity", "Layer", "LayerNorm", "LeakyRelu", "Monomial", "Parallel", "PiecewiseLinear",
+    "RectifiedMonomial",
+    "Relu", "Residual", "Run", "Serial", "Sigmoid", "Sign", "Sin", "Softplus", "Swish", "Tanh",
     "meanfield_learning_rate", "meanfield_mlp", "mlp",
-    "parallel", "residual", "serial",
+    "parallel", "residual", "runs", "serial", "spec", "static",
 ]

@@ -215,20 +215,35 @@ class Exp(Activation):
 
 @spec
 class Elementwise(Activation):
-    """Any user function ``fn`` (jax-traceable, differentiable almost everywhere).
+    """Any user function ``func`` (jax-traceable, differentiable almost everywhere).
 
-    Its dual is computed by a Hermite expansion of ``order`` terms (see
-    ``widelimits.kernels.hermite_dual``); accuracy depends on the smoothness of ``fn``.
+    Its infinite-width dual is ``dual`` when given: a closed form ``dual(q11, q12, q22) ->
+    (V, Vdot)`` with ``V = E[func(u) func(v)]`` and ``Vdot = E[func'(u) func'(v)]`` for centred
+    Gaussians of covariance ``[[q11, q12], [q12, q22]]`` (arrays broadcast; the signature of the
+    functions ``kernels.dual`` returns). Otherwise it is a Hermite expansion of ``order`` terms
+    (``kernels.hermite_dual``), whose accuracy depends on the smoothness of ``func``.
+    ``func``, ``dual``, ``name`` and ``order`` are static (hashable callables).
+
+    >>> import jax.numpy as jnp
+    >>> from widelimits import kernels, nets
+    >>> lin = nets.Elementwise(lambda x: 2 * x, name="2x",
+    ...                        dual=lambda q11, q12, q22: (4 * q12, 4 + 0 * q12))
+    >>> [float(v) for v in kernels.dual(lin)(1.0, 0.5, 1.0)]
+    [2.0, 4.0]
     """
 
     func: Callable = static()
     name: str = static("")
     order: int = static(384)
+    dual: Callable | None = static(None)
 
     def __post_init__(self):
         if not callable(self.func):
             raise TypeError(f"Elementwise: func must be callable, got {self.func!r}.")
         _check_degree("Elementwise(order)", self.order, 2)
+        if self.dual is not None and not callable(self.dual):
+            raise TypeError(f"Elementwise: dual must be None or a callable dual(q11, q12, q22) "
+                            f"-> (V, Vdot), got {self.dual!r}.")
 
     def fn(self, x):
         return self.func(x)
@@ -236,4 +251,3 @@ class Elementwise(Activation):
     def __repr__(self):
         name = self.name or getattr(self.func, "__name__", repr(self.func))
         return f"Elementwise({name})"
-

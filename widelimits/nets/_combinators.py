@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import jax
 
+from .._checks import integer, nonnegative
 from ._activations import Activation, Relu
 from ._dense import Dense, _in_features
-from ._spec import Layer, _fmt, check_nonnegative, check_positive_int, spec
+from ._spec import Layer, _fmt, spec
 
 __all__ = ["Serial", "Residual", "Parallel", "serial", "residual", "parallel", "mlp"]
 
@@ -19,10 +20,6 @@ def _check_layers(owner, layers):
                             f"of type {type(layer).__name__}.")
 
 
-def _with_features(input_shape, n):
-    return tuple(input_shape[:-1]) + (n,)
-
-
 @spec
 class Serial(Layer):
     """Layers applied one after the other."""
@@ -32,18 +29,20 @@ class Serial(Layer):
     def __post_init__(self):
         _check_layers("serial", self.layers)
 
-    def out_features(self, in_features):
+    def output_shape(self, input_shape):
+        shape = tuple(input_shape)
         for layer in self.layers:
-            in_features = layer.out_features(in_features)
-        return in_features
+            shape = layer.output_shape(shape)
+        return shape
 
     def init(self, key, input_shape):
-        n = _in_features("serial", input_shape)
+        shape = tuple(input_shape)
+        _in_features("serial", shape)
         keys = jax.random.split(key, max(len(self.layers), 1))
         params = []
         for k, layer in zip(keys, self.layers, strict=False):
-            params.append(layer.init(k, _with_features(input_shape, n)))
-            n = layer.out_features(n)
+            params.append(layer.init(k, shape))
+            shape = layer.output_shape(shape)
         return tuple(params)
 
     def apply(self, params, x):
@@ -67,14 +66,20 @@ class Residual(Layer):
 
     def __post_init__(self):
         _check_layers("residual", (self.block,))
-        check_nonnegative("residual", "scale", self.scale)
+        nonnegative("residual", "scale", self.scale)
+
+    def output_shape(self, input_shape):
+        shape = tuple(input_shape)
+        _in_features("residual", shape)
+        out = self.block.output_shape(shape)
+        if out != shape:
+            raise ValueError(f"residual: the block maps {shape[-1]} input features to "
+                             f"{out[-1]} (shape {shape} to {out}); a residual connection needs "
+                             "it to keep the shape.")
+        return shape
 
     def init(self, key, input_shape):
-        n = _in_features("residual", input_shape)
-        if self.block.out_features(n) != n:
-            raise ValueError(f"residual: the block maps {n} input features to "
-                             f"{self.block.out_features(n)}; a residual connection needs it to "
-                             f"return {n}.")
+        self.output_shape(input_shape)
         return self.block.init(key, input_shape)
 
     def apply(self, params, x):
@@ -95,16 +100,17 @@ class Parallel(Layer):
         if len(self.branches) < 1:
             raise ValueError("parallel: needs at least one branch, got none.")
 
-    def out_features(self, in_features):
-        outs = {b.out_features(in_features) for b in self.branches}
+    def output_shape(self, input_shape):
+        _in_features("parallel", input_shape)
+        outs = {b.output_shape(tuple(input_shape)) for b in self.branches}
         if len(outs) != 1:
-            raise ValueError(f"parallel: branches return different numbers of features "
-                             f"{sorted(outs)} for {in_features} inputs; they must agree to be "
+            raise ValueError(f"parallel: branches return different shapes {sorted(outs)} for "
+                             f"inputs of shape {tuple(input_shape)}; they must agree to be "
                              "summed.")
         return outs.pop()
 
     def init(self, key, input_shape):
-        self.out_features(_in_features("parallel", input_shape))
+        self.output_shape(input_shape)
         keys = jax.random.split(key, len(self.branches))
         return tuple(b.init(k, input_shape) for k, b in zip(keys, self.branches, strict=True))
 
@@ -142,7 +148,7 @@ def mlp(width: int, depth: int, activation: Activation | None = None, *, out_wid
     ``Dense(out_width)`` readout. ``activation`` defaults to ``Relu()``."""
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
         raise ValueError(f"mlp: depth must be an int >= 0, got {depth!r}.")
-    check_positive_int("mlp", "width", width)
+    integer("nets.mlp", "width", width)
     activation = Relu() if activation is None else activation
     if not isinstance(activation, Activation):
         raise TypeError(f"mlp: activation must be an activation spec such as nets.Relu(), "

@@ -5,8 +5,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from .._checks import integer, nonnegative
 from . import _weights
-from ._spec import Layer, check_nonnegative, check_positive_int, spec, static
+from ._spec import Layer, spec, static
 
 __all__ = ["Dense", "LayerNorm", "PARAMETERIZATIONS", "WEIGHT_ENSEMBLES"]
 
@@ -19,7 +20,7 @@ def _in_features(owner, input_shape):
     if len(shape) < 1:
         raise ValueError(f"{owner}.init: input_shape must have at least one axis (features last), "
                          f"got {shape}.")
-    check_positive_int(owner, "input_shape[-1] (number of input features)", shape[-1])
+    integer(owner, "input_shape[-1] (number of input features)", shape[-1])
     return shape[-1]
 
 
@@ -75,9 +76,9 @@ class Dense(Layer):
     density: float | None = static(None)
 
     def __post_init__(self):
-        check_positive_int("Dense", "width", self.width)
-        check_nonnegative("Dense", "w_std", self.w_std)
-        check_nonnegative("Dense", "b_std", self.b_std)
+        integer("Dense", "width", self.width)
+        nonnegative("Dense", "w_std", self.w_std)
+        nonnegative("Dense", "b_std", self.b_std)
         if self.parameterization not in PARAMETERIZATIONS:
             raise ValueError(f"Dense: parameterization must be one of {PARAMETERIZATIONS}, "
                              f"got {self.parameterization!r}.")
@@ -96,8 +97,9 @@ class Dense(Layer):
         if self.density is not None:
             _weights.check_density("Dense", self.density)
 
-    def out_features(self, in_features):
-        return self.width
+    def output_shape(self, input_shape):
+        _in_features("Dense", input_shape)
+        return tuple(input_shape[:-1]) + (self.width,)
 
     def init(self, key, input_shape, dtype=None):
         n_in = _in_features("Dense", input_shape)
@@ -145,6 +147,10 @@ class LayerNorm(Layer):
     def init(self, key, input_shape):
         _in_features("LayerNorm", input_shape)
         return ()
+
+    def output_shape(self, input_shape):
+        _in_features("LayerNorm", input_shape)
+        return tuple(input_shape)
 
     def apply(self, params, x):
         mean = jnp.mean(x, axis=-1, keepdims=True)

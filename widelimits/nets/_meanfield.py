@@ -20,10 +20,10 @@ import numbers
 import jax
 import numpy as np
 
+from .._checks import concrete, integer
 from ._activations import Activation, Relu
 from ._combinators import Serial, serial
 from ._dense import Dense
-from ._spec import check_positive_int, concrete
 
 __all__ = ["meanfield_mlp", "meanfield_learning_rate"]
 
@@ -53,8 +53,8 @@ def meanfield_mlp(width: int, depth: int, activation: Activation | None = None, 
     infinite width. ``gamma0`` > 0 (a hyperparameter leaf: it may be a traced array) sets the
     feature-learning strength; train with ``meanfield_learning_rate(eta, gamma0, width)``.
     """
-    check_positive_int("meanfield_mlp", "width", width)
-    check_positive_int("meanfield_mlp", "out_width", out_width)
+    integer("meanfield_mlp", "width", width)
+    integer("meanfield_mlp", "out_width", out_width)
     if isinstance(depth, bool) or not isinstance(depth, numbers.Integral) or depth < 1:
         raise ValueError(f"meanfield_mlp: depth must be an int >= 1 (hidden layers), got {depth!r}.")
     activation = Relu() if activation is None else activation
@@ -76,7 +76,7 @@ def meanfield_learning_rate(eta, gamma0, width: int):
     ``"mse"`` with one output) has a finite N -> infinity limit, the DMFT of ``dynamics.dmft``
     with time step ``eta`` (Bordelon & Pehlevan 2022, Sec. 3: dtheta/dt = -gamma0^2 N grad L).
     """
-    check_positive_int("meanfield_learning_rate", "width", width)
+    integer("meanfield_learning_rate", "width", width)
     _check_gamma0("meanfield_learning_rate", gamma0)
     v = concrete(eta)
     if v is not None and (v.shape != () or not np.isfinite(v) or v <= 0):

@@ -1,4 +1,4 @@
-"""Base machinery shared by all network specs: pytree registration and argument checks.
+"""Base machinery shared by all network specs: the ``Layer`` base class and pytree registration.
 
 A spec is a frozen dataclass. Fields marked ``static`` (widths, kinds, parameterization) are
 pytree metadata; all other fields (``w_std``, ``b_std``, activation parameters) are array leaves,
@@ -10,21 +10,38 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import numbers
 
 import jax
-import numpy as np
 
-__all__ = ["Layer", "spec", "static", "check_nonnegative", "check_positive_int", "concrete"]
+from .._checks import concrete
+
+__all__ = ["Layer", "spec", "static"]
 
 
 def static(default=dataclasses.MISSING, **kwargs):
-    """A dataclass field stored as pytree metadata (not traced, part of the treedef)."""
+    """A dataclass field stored as pytree metadata (not traced, part of the treedef): widths,
+    kinds, flags. Use it inside a class decorated with ``nets.spec``; fields without it are array
+    leaves (differentiable hyperparameters).
+
+    >>> from widelimits import nets
+    >>> @nets.spec
+    ... class Shift(nets.Layer):
+    ...     width: int = nets.static(4)
+    ...     b: float = 0.5
+    ...     def init(self, key, input_shape):
+    ...         return ()
+    ...     def apply(self, params, x):
+    ...         return x + self.b
+    >>> import jax
+    >>> jax.tree.leaves(Shift())
+    [0.5]
+    """
     return dataclasses.field(default=default, metadata={"static": True}, **kwargs)
 
 
 def spec(cls):
-    """Make ``cls`` a frozen dataclass registered as a pytree (static fields as metadata).
+    """Make ``cls`` a frozen dataclass registered as a pytree (static fields as metadata), the
+    decorator of every layer spec (examples at ``Layer`` and ``static``).
 
     Registered with an explicit flatten/unflatten rather than ``jax.tree_util.register_dataclass``:
     with the latter (jax 0.10) treedefs of two *different* classes with the same field names
@@ -50,35 +67,6 @@ def spec(cls):
     return cls
 
 
-def concrete(x):
-    """``x`` as a NumPy array if its value is known now (not a tracer), else ``None``."""
-    if isinstance(x, jax.core.Tracer):
-        return None
-    if isinstance(x, numbers.Number | np.ndarray | jax.Array):
-        return np.asarray(x)
-    return None
-
-
-def check_nonnegative(owner: str, name: str, value):
-    """Raise ``ValueError`` unless ``value`` is finite and >= 0 (checked when concrete)."""
-    v = concrete(value)
-    if v is None:
-        return
-    if v.shape != ():
-        raise ValueError(f"{owner}: {name} must be a scalar, got an array of shape {v.shape}.")
-    if not np.isfinite(v) or v < 0:
-        raise ValueError(f"{owner}: {name} must be a finite number >= 0, got {v.item()!r}.")
-
-
-def check_positive_int(owner: str, name: str, value):
-    """Raise ``TypeError``/``ValueError`` unless ``value`` is an int >= 1."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{owner}: {name} must be a positive int, got {value!r} "
-                        f"of type {type(value).__name__}.")
-    if value < 1:
-        raise ValueError(f"{owner}: {name} must be a positive int, got {value}.")
-
-
 def _fmt(v):
     c = concrete(v)
     if c is not None and c.shape == ():
@@ -87,7 +75,27 @@ def _fmt(v):
 
 
 class Layer(abc.ABC):
-    """Base class of every spec: a finite network view (``init``/``apply``) and a compact repr."""
+    """Base class of every spec: the finite network (``init``/``apply``), its shape contract
+    (``output_shape``) and a compact repr.
+
+    A new layer is a frozen dataclass decorated with ``nets.spec``: static fields (``nets.static``)
+    are widths and kinds, the others array leaves (hyperparameters). Its infinite-width and other
+    views are rules registered per view (``kernels.register_analytic``, ...). Example:
+
+    >>> import jax, jax.numpy as jnp
+    >>> from widelimits import nets
+    >>> @nets.spec
+    ... class Scale(nets.Layer):
+    ...     c: float = 2.0
+    ...     def init(self, key, input_shape):
+    ...         return ()
+    ...     def apply(self, params, x):
+    ...         return self.c * x
+    >>> Scale().output_shape((5, 3))
+    (5, 3)
+    >>> Scale(3.0).apply((), jnp.ones(2)).tolist()
+    [3.0, 3.0]
+    """
 
     @abc.abstractmethod
     def init(self, key, input_shape):
@@ -95,12 +103,15 @@ class Layer(abc.ABC):
 
     @abc.abstractmethod
     def apply(self, params, x):
-        """Forward pass on ``x`` of shape ``(..., d)``; returns ``(..., out_features)``."""
+        """Forward pass on ``x`` of shape ``input_shape``; returns ``output_shape(x.shape)``."""
 
-    def out_features(self, in_features: int) -> int:
-        """Number of output features given ``in_features`` input features."""
-        return in_features
+    def output_shape(self, input_shape: tuple) -> tuple:
+        """Shape of ``apply(params, x)`` for ``x`` of shape ``input_shape`` (batch axes first,
+        features last). The default keeps the shape (elementwise layers)."""
+        return tuple(input_shape)
 
     def __repr__(self):
+        if not dataclasses.is_dataclass(self):  # a subclass not decorated with nets.spec
+            return f"{type(self).__name__}()"
         parts = [f"{f.name}={_fmt(getattr(self, f.name))}" for f in dataclasses.fields(self)]
         return f"{type(self).__name__}({', '.join(parts)})"

@@ -137,11 +137,9 @@ def simulate(acts, sw2, sb2, q0: float, depth: int, width: int, seeds: int, key)
 def _quadrature_errors(acts: dict, q: float = Q_STAR) -> dict:
     """Relative errors of the Hermite dual (``kernels.dual``, order 384) and of 1-D Gauss-Hermite
     quadrature (``kernels.gaussian_expectation``) against the exact E phi(sqrt(q) z)^2."""
-    from ..signal._moments import second_moment
-
     out = {}
     for name, act in acts.items():
-        exact = float(second_moment(act, q))
+        exact = float(kernels.gaussian_moment(act, 2, q))
         herm = float(kernels.dual(act)(q, q, q)[0])
         gh = float(kernels.gaussian_expectation(lambda x, a=act: a(x) ** 2, q))
         out[name] = (abs(herm - exact) / exact, abs(gh - exact) / exact)

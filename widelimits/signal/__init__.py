@@ -13,6 +13,7 @@ forms (ReLU family, erf, GELU, sin, cos, exp, monomials), exact piecewise formul
 swish, ``nets.Elementwise``); correlation maps from the closed forms or Hermite coefficients.
 """
 
+from ..nets import PiecewiseLinear as PiecewiseLinear
 from ._criticality import (
     Criticality as Criticality,
     chi_parallel as chi_parallel,
@@ -32,11 +33,7 @@ from ._maps import (
     length_map as length_map,
     mean_field as mean_field,
 )
-from ._piecewise import (
-    PiecewiseLinear as PiecewiseLinear,
-    shifted_relu as shifted_relu,
-    soft_threshold as soft_threshold,
-)
+from ._piecewise import shifted_relu as shifted_relu, soft_threshold as soft_threshold
 
 __all__ = ["Criticality", "KernelMaps", "MeanField", "PiecewiseLinear", "chi_parallel",
            "chi_perp", "correlation_fixed_point", "correlation_map", "critical_points",

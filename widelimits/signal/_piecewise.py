@@ -7,10 +7,10 @@ ICLR) study the shifted ReLU ``max(0, x - tau)``, soft thresholding
 
 ``shifted_relu`` and ``soft_threshold`` return ``nets.Elementwise`` specs, so every interpreter
 of the package accepts them (``kernels.dual`` expands them in Hermite polynomials). Their
-callable is a ``PiecewiseLinear``: a list of linear pieces, from which the one-dimensional
-moments ``E phi(sqrt(q) z)^2`` and ``E phi'(sqrt(q) z)^2`` are computed exactly with truncated
-Gaussian moments (``widelimits/kernels/_piecewise.py``); Gauss-Hermite quadrature of such kinked
-functions converges only algebraically. The variance maps of the sparse-activation
+callable is a ``nets.PiecewiseLinear``: a list of linear pieces, from which
+``kernels.gaussian_moment`` and ``kernels.derivative_moment`` compute ``E phi(sqrt(q) z)^2`` and
+``E phi'(sqrt(q) z)^2`` exactly with truncated Gaussian moments; Gauss-Hermite quadrature of such
+kinked functions converges only algebraically. The variance maps of the sparse-activation
 reproduction use the exact forms.
 """
 
@@ -20,9 +20,8 @@ import math
 import numbers
 
 from .. import nets
-from ..kernels._piecewise import PiecewiseLinear
 
-__all__ = ["PiecewiseLinear", "shifted_relu", "soft_threshold"]
+__all__ = ["shifted_relu", "soft_threshold"]
 
 
 def _check(owner, name, value, allow_none=False, positive=False):
@@ -51,7 +50,7 @@ def shifted_relu(tau: float, clip: float | None = None) -> nets.Elementwise:
         pieces = ((-inf, tau, 0.0, 0.0), (tau, inf, 1.0, -tau))
     else:
         pieces = ((-inf, tau, 0.0, 0.0), (tau, tau + clip, 1.0, -tau), (tau + clip, inf, 0.0, clip))
-    func = PiecewiseLinear("shifted_relu", tau, clip, pieces)
+    func = nets.PiecewiseLinear("shifted_relu", tau, clip, pieces)
     return nets.Elementwise(func, name=func.__name__)
 
 
@@ -68,5 +67,5 @@ def soft_threshold(tau: float, clip: float | None = None) -> nets.Elementwise:
         top = tau + clip
         pieces = ((-inf, -top, 0.0, -clip), (-top, -tau, 1.0, tau), (-tau, tau, 0.0, 0.0),
                   (tau, top, 1.0, -tau), (top, inf, 0.0, clip))
-    func = PiecewiseLinear("soft_threshold", tau, clip, pieces)
+    func = nets.PiecewiseLinear("soft_threshold", tau, clip, pieces)
     return nets.Elementwise(func, name=func.__name__)
