@@ -25,8 +25,10 @@ from ._state import (
     propagate as propagate,
     register_analytic as register_analytic,
 )
+from ._structured import Tape as Tape, register_structured as register_structured
 
 __all__ = ["Kernel", "KernelState", "METHODS", "activation_moments", "analytic", "arccos_j",
            "derivative_moment", "dual", "empirical_nngp", "empirical_ntk", "equal_variance_dual",
            "gaussian_expectation", "gaussian_moment", "hermite_coefficients", "hermite_dual",
-           "monte_carlo", "propagate", "register_analytic", "second_moment_slope"]
+           "monte_carlo", "propagate", "register_analytic", "register_structured",
+           "second_moment_slope", "Tape"]

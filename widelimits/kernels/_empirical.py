@@ -8,8 +8,10 @@ Finite Width Neural Tangent Kernel", Table 1):
   ~ 3 N O F + n1 n2 O P (O^2 P for ``output="full"``); memory N O P.
 - ``"ntvp"``: NTK-vector products, one vjp at x2 then one jvp at x1 per column (j, l), never
   holding more than ``batch_size`` columns of P numbers. FLOPs ~ 3 n1 n2 O F; memory ~ P.
-- ``"structured"``: our own nets only; per-layer contractions of Dense layers (see
-  ``_structured``). FLOPs ~ 3 N O F + n1 n2 sum_layers (n_in + O width); memory N O sum widths.
+- ``"structured"``: our own specs only; one contraction per trained layer (see
+  ``_structured``; Dense: FLOPs ~ 3 N O F + n1 n2 sum_layers (n_in + O width), memory
+  N O sum widths; a layer without a structured rule contracts its per-example parameter
+  gradients, N O P_layer numbers).
 
 ``"auto"`` takes ``"structured"`` for a widelimits spec and otherwise the cheaper of the other
 two in FLOPs among those needing at most ``AUTO_MEMORY_BYTES`` (F and P are counted from the
@@ -24,8 +26,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import nets
-from ._structured import readout_nngp, structured_ntk, supports_structured
+from .._model import as_model, spec_of
+from ._structured import readout_nngp, structured_ntk
 from ._tiling import tiled_pair, tiled_rows
 
 __all__ = ["empirical_ntk", "empirical_nngp", "METHODS", "AUTO_MEMORY_BYTES"]
@@ -33,31 +35,6 @@ __all__ = ["empirical_ntk", "empirical_nngp", "METHODS", "AUTO_MEMORY_BYTES"]
 METHODS = ("auto", "jacobian", "ntvp", "structured")
 OUTPUTS = ("trace", "full")
 AUTO_MEMORY_BYTES = 2**30  # "auto" avoids the Jacobian method when it would hold more than this
-
-
-def _as_function(f, params, who):
-    """(apply function, params, spec or None) for a spec, a bound ``spec.apply``, an nnx Module or
-    any callable ``f(params, x)``."""
-    if isinstance(f, nets.Layer):
-        return f.apply, params, f
-    if isinstance(getattr(f, "__self__", None), nets.Layer) and f.__name__ == "apply":
-        return f, params, f.__self__
-    try:
-        from flax import nnx
-    except ImportError:  # pragma: no cover - flax is a dependency
-        nnx = None
-    if nnx is not None and isinstance(f, nnx.Module):
-        graphdef, state, rest = nnx.split(f, nnx.Param, ...)
-        if params is None:
-            params = state
-        return (lambda p, x: nnx.merge(graphdef, p, rest)(x)), params, None
-    if not callable(f):
-        raise TypeError(f"kernels.{who}: f must be a callable f(params, x), a widelimits network "
-                        f"spec or a flax.nnx Module, got {type(f).__name__}.")
-    if params is None:
-        raise ValueError(f"kernels.{who}: params is None; pass the parameters of f(params, x) "
-                         "(only a flax.nnx Module carries its own).")
-    return f, params, None
 
 
 def _check_x(who, name, x, like=None):
@@ -170,7 +147,7 @@ def _costs(fn, params, x1, x2, output, diagonal, chunk):
 
 
 def _choose(fn, params, spec, x1, x2, output, diagonal, chunk):
-    if spec is not None and supports_structured(spec):
+    if spec is not None:
         return "structured"
     costs = _costs(fn, params, x1, x2, output, diagonal, chunk)
     fits = {m: c for m, c in costs.items() if c[1] <= AUTO_MEMORY_BYTES} or {"ntvp": costs["ntvp"]}
@@ -207,33 +184,27 @@ def empirical_ntk(f, params, x1, x2=None, *, method: str = "auto", output: str =
     if diagonal and x2 is not None:
         raise ValueError(f"kernels.{who}: diagonal=True computes Theta(x1_i, x1_i); x2 must be "
                          "None.")
-    fn, params, spec = _as_function(f, params, who)
+    model, params = as_model(f, params, who=f"kernels.{who}", need_params=True)
+    spec = spec_of(model)
     x1 = _check_x(who, "x1", x1)
     x2 = None if x2 is None else _check_x(who, "x2", x2, x1)
     chunk = batch_size or 64
     if method == "auto":
-        method = _choose(fn, params, spec, x1, x2, output, diagonal, chunk)
+        method = _choose(model, params, spec, x1, x2, output, diagonal, chunk)
     if method == "structured":
-        if spec is None or not supports_structured(spec):
+        if spec is None:
             raise ValueError(f"kernels.{who}: method='structured' needs a widelimits network "
-                             "spec made of Dense, activation, LayerNorm and combinator layers "
-                             f"(pass the spec or its .apply), got {f!r}.")
+                             f"spec (pass the spec or its .apply), got {f!r}.")
         if x1.ndim != 2:
             raise ValueError(f"kernels.{who}: method='structured' needs inputs of shape (n, d), "
                              f"got {tuple(x1.shape)}.")
-
-    static = (method, output, diagonal, batch_size, chunk)
-    if spec is not None:  # the spec is a pytree argument: one compilation per structure
-        return _ntk_jit(None, spec, params, x1, x2, *static)
-    try:
-        hash(fn)
-    except TypeError:  # an unhashable callable cannot be a static argument: run op by op
-        return _ntk(fn, None, params, x1, x2, *static)
-    return _ntk_jit(fn, None, params, x1, x2, *static)
+    # the model is a pytree argument (a spec's hyperparameters are leaves, a plain callable is
+    # static metadata): one compilation per structure
+    return _ntk_jit(model, params, x1, x2, method, output, diagonal, batch_size, chunk)
 
 
-def _ntk(fn, spec, params, x1, x2, method, output, diagonal, batch_size, chunk):
-    fn = spec.apply if fn is None else fn
+def _ntk(fn, params, x1, x2, method, output, diagonal, batch_size, chunk):
+    spec = spec_of(fn)
 
     def block(xa, xb):
         if method == "structured":
@@ -249,7 +220,7 @@ def _ntk(fn, spec, params, x1, x2, method, output, diagonal, batch_size, chunk):
     return tiled_pair(block, x1, x1 if x2 is None else x2, batch_size)
 
 
-_ntk_jit = jax.jit(_ntk, static_argnums=(0, 5, 6, 7, 8, 9))
+_ntk_jit = jax.jit(_ntk, static_argnums=(4, 5, 6, 7, 8))
 
 
 def empirical_nngp(f, params, x1, x2=None):
@@ -262,7 +233,8 @@ def empirical_nngp(f, params, x1, x2=None):
     ``f(x1) . f(x2) / O`` over its O outputs per input.
     """
     who = "empirical_nngp"
-    fn, params, spec = _as_function(f, params, who)
+    fn, params = as_model(f, params, who=f"kernels.{who}", need_params=True)
+    spec = spec_of(fn)
     x1 = _check_x(who, "x1", x1)
     x2 = None if x2 is None else _check_x(who, "x2", x2, x1)
     if spec is not None:

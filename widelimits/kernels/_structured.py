@@ -1,15 +1,22 @@
-"""Structured NTK of our own network specs: per-layer contractions of Dense layers.
+"""Structured NTK of our own network specs: one contraction per trained layer.
 
-For a Dense layer z = c x W + s b (c = w_std/sqrt(n_in), s = b_std in the NTK parameterization;
-c = 1, s = 1 in the standard one), the derivative of output k at input x_i is
-dz/dW = c x_i (outer) delta_i^k, with delta_i^k = d f_k(x_i) / d z_i. Its NTK contribution is
+The empirical NTK is a sum over trained layers, Theta = sum_layers J_layer J_layer^T. A forward
+pass of the batch records every trained layer's input x and (through a zero "probe" added to
+its output z) the cotangents delta^k = d f_k / d z (k backward passes, one per output); each
+layer's term is then a contraction of (x_i, delta_i) with (x_j, delta_j). For a Dense layer
+z = c x W + s b (c = w_std/sqrt(n_in), s = b_std in the NTK parameterization; c = 1, s = 1 in
+the standard one) it is
 
     Theta_W+b(x_i, x_j)[k, l] = (c^2 x_i . x_j + s^2) (delta_i^k . delta_j^l),
 
-so only the layer inputs X (n, n_in) and output cotangents delta (k, n, width) are needed: one
-forward pass and k backward passes of the batch, then n1 n2 (n_in + k width) multiply-adds per
-layer. The Jacobian (n k P entries) is never formed (Novak et al. 2022, "Fast Finite Width Neural
-Tangent Kernel", structured derivatives for fully connected layers).
+so no Jacobian is formed: n1 n2 (n_in + k width) multiply-adds per layer (Novak et al. 2022,
+"Fast Finite Width Neural Tangent Kernel", structured derivatives of fully connected layers).
+
+Each layer type has one rule ``rule(layer, params, x, tape, path) -> y`` in ``STRUCTURED``. A
+rule for a trained layer calls ``tape.tap(layer, params, x, y, contract)``. Layers without one
+of their own fall back on the rule for ``nets.Layer``: no parameters, the plain ``apply``;
+parameters, a tap whose contraction uses the layer's per-example parameter gradients (exact, at
+O(n k P_layer) memory). Users register faster contractions with ``register_structured``.
 """
 
 from __future__ import annotations
@@ -18,85 +25,168 @@ import jax
 import jax.numpy as jnp
 
 from .. import nets
+from .._registry import Registry
 
-__all__ = ["supports_structured", "dense_taps", "structured_ntk", "readout_nngp"]
+__all__ = ["STRUCTURED", "Tape", "forward", "register_structured", "structured_ntk",
+           "readout_nngp"]
 
-
-def supports_structured(net) -> bool:
-    """True if ``net`` is one of our specs whose only trained layers are ``Dense``."""
-    if isinstance(net, nets.Dense | nets.LayerNorm | nets.Activation):
-        return True
-    if isinstance(net, nets.Serial):
-        return all(supports_structured(layer) for layer in net.layers)
-    if isinstance(net, nets.Residual):
-        return supports_structured(net.block)
-    if isinstance(net, nets.Parallel):
-        return all(supports_structured(b) for b in net.branches)
-    return False
+STRUCTURED = Registry("kernels.empirical_ntk(method='structured')")
+READOUT = Registry("kernels.empirical_nngp", noun="readout rule",
+                   hint="A spec's empirical NNGP is the expectation over its last layer, which "
+                        "must be a nets.Dense (e.g. a serial(...) ending in one); pass the "
+                        "feature map f(params, x) instead to get f(x1) . f(x2) / O.")
 
 
-def _forward(layer, params, x, probes, taps):
-    """``layer.apply(params, x)`` with ``probes[i]`` added to the output of the i-th Dense layer
-    and ``(layer, input, output)`` of each appended to ``taps`` (the combinators below mirror
-    their ``apply``)."""
-    if isinstance(layer, nets.Dense):
-        z = layer.apply(params, x)
-        taps.append((layer, x, z))
-        return z + probes[len(taps) - 1]
-    if isinstance(layer, nets.Serial):
-        for p, sub in zip(params, layer.layers, strict=True):
-            x = _forward(sub, p, x, probes, taps)
-        return x
-    if isinstance(layer, nets.Residual):
-        return x + layer.scale * _forward(layer.block, params, x, probes, taps)
-    if isinstance(layer, nets.Parallel):
-        outs = [_forward(b, p, x, probes, taps) for p, b in zip(params, layer.branches, strict=True)]
-        return sum(outs[1:], outs[0])
-    return layer.apply(params, x)  # activations, LayerNorm: no trained parameters
+class Tape:
+    """What a structured forward pass records: for every trained layer, its spec, parameters,
+    input and contraction (``taps``) and the shape of its output (``outputs``); ``probes[i]``
+    (zeros whose cotangents are the deltas) is added to the i-th one's output, unless
+    ``probes`` is None."""
+
+    def __init__(self, probes=None):
+        self.probes = probes
+        self.taps, self.outputs = [], []
+
+    def tap(self, layer, params, x, y, contract):
+        """Record a trained layer (input ``x``, output ``y``) and return ``y`` plus its probe.
+        ``contract(layer, params, x1, x2, delta1, delta2, output)`` gives its NTK term: for
+        inputs (n1, ...), (n2, ...) and output cotangents delta (k, n, *y.shape[1:]), the
+        (n1, n2, k, k) blocks (``output="full"``) or their mean over k = l, (n1, n2)
+        (``output="trace"``)."""
+        self.taps.append((layer, params, x, contract))
+        self.outputs.append(jax.ShapeDtypeStruct(y.shape, y.dtype))
+        return y if self.probes is None else y + self.probes[len(self.taps) - 1]
 
 
-def _dense_shapes(net, params, x):
-    """Output shapes of every Dense layer (in forward order) for inputs like x."""
-    taps = []
-
-    class _Zeros:
-        def __getitem__(self, i):
-            return 0.0
-
-    jax.eval_shape(lambda p, x: _forward(net, p, x, _Zeros(), taps), params, x)
-    return [jax.ShapeDtypeStruct(z.shape, z.dtype) for _, _, z in taps]
+def forward(layer, params, x, tape, path=""):
+    """``layer.apply(params, x)`` through the structured rules, recording on ``tape``."""
+    return STRUCTURED.rule(layer, path)(layer, params, x, tape, path)
 
 
-def dense_taps(net, params, x):
-    """Forward pass of ``net`` on ``x`` (n, d) recording every Dense layer.
+def register_structured(*layer_types):
+    """Decorator registering ``rule(layer, params, x, tape, path) -> y`` as the structured
+    empirical-NTK rule of ``layer_types``: it computes the layer's output and, for a trained
+    layer, returns ``tape.tap(layer, params, x, y, contract)`` (see ``Tape.tap`` for
+    ``contract``). Optional: without one, a layer's term comes from its per-example parameter
+    gradients. Returns the rule unchanged.
 
-    Returns ``(out, layers, inputs, deltas)``: the output (n, k), the Dense specs, their inputs
-    (n, n_in) and the cotangents delta (k, n, width) = d out[:, l] / d z for each output l
-    (rows are independent, so one backward pass per output gives every example's delta).
+    >>> import jax, jax.numpy as jnp
+    >>> from widelimits import kernels, nets
+    >>> @nets.spec
+    ... class Bias(nets.Layer):  # y = x + s b, b ~ N(0, 1) trained: its NTK term is s^2
+    ...     s: float = 1.0
+    ...     def init(self, key, input_shape):
+    ...         return {"b": jax.random.normal(key, input_shape[-1:])}
+    ...     def apply(self, params, x):
+    ...         return x + self.s * params["b"]
+    >>> def bias_term(layer, params, x1, x2, d1, d2, output):
+    ...     if output == "trace":
+    ...         return layer.s**2 * jnp.einsum("kib,kjb->ij", d1, d2) / d1.shape[0]
+    ...     return layer.s**2 * jnp.einsum("kib,ljb->ijkl", d1, d2)
+    >>> @kernels.register_structured(Bias)
+    ... def _bias(layer, params, x, tape, path):
+    ...     return tape.tap(layer, params, x, layer.apply(params, x), bias_term)
+    >>> net = nets.serial(Bias(0.5), nets.Dense(1, b_std=None))
+    >>> x = jnp.ones((2, 3))
+    >>> p = net.init(jax.random.key(0), x.shape)
+    >>> a = kernels.empirical_ntk(net, p, x, method="structured")
+    >>> b = kernels.empirical_ntk(net, p, x, method="jacobian")
+    >>> bool(jnp.allclose(a, b, rtol=1e-5))
+    True
     """
-    shapes = _dense_shapes(net, params, x)
-    probes = [jnp.zeros(s.shape, s.dtype) for s in shapes]
-    taps = []
-
-    def fwd(probes):
-        taps.clear()
-        out = _forward(net, params, x, probes, taps)
-        return out.reshape(x.shape[0], -1), [t[1] for t in taps]
-
-    out, vjp, inputs = jax.vjp(fwd, probes, has_aux=True)
-    layers = [t[0] for t in taps]
-    k = out.shape[1]
-    eye = jnp.eye(k, dtype=out.dtype)
-    (deltas,) = jax.vmap(lambda e: vjp(jnp.broadcast_to(e, out.shape)))(eye)
-    return out, layers, inputs, deltas
+    return STRUCTURED.register(*layer_types)
 
 
-def _coefficients(layer, n_in):
+def _per_example_grads(layer, params, x, delta):
+    """Leaves (k, n, *leaf): d/dparams of delta^k_i . layer(params, x_i), per output k and input i."""
+    def one(xi, di):
+        _, vjp = jax.vjp(lambda p: layer.apply(p, xi[None])[0], params)
+        return vjp(di)[0]
+
+    return jax.vmap(jax.vmap(one), (None, 0))(x, delta)
+
+
+def _gradient_contract(layer, params, x1, x2, d1, d2, output):
+    """Any layer's NTK term from its per-example parameter gradients."""
+    g1 = _per_example_grads(layer, params, x1, d1)
+    g2 = g1 if (x2 is x1 and d2 is d1) else _per_example_grads(layer, params, x2, d2)
+    total = 0.0
+    for a, b in zip(jax.tree.leaves(g1), jax.tree.leaves(g2), strict=True):
+        a, b = a.reshape(a.shape[:2] + (-1,)), b.reshape(b.shape[:2] + (-1,))
+        total = total + (jnp.einsum("kip,kjp->ij", a, b) / a.shape[0] if output == "trace"
+                         else jnp.einsum("kip,ljp->ijkl", a, b))
+    return total
+
+
+@STRUCTURED.register(nets.Layer)
+def _generic(layer, params, x, tape, path):
+    y = layer.apply(params, x)
+    if not jax.tree.leaves(params):
+        return y  # activations, LayerNorm: nothing trained
+    return tape.tap(layer, params, x, y, _gradient_contract)
+
+
+def _dense_coefficients(layer, n_in):
     """(c^2, s^2): the weight and bias factors of a Dense layer's NTK contribution."""
     has_bias = layer.b_std is not None
     if layer.parameterization == "standard":
         return 1.0, 1.0 if has_bias else 0.0
     return layer.w_std**2 / n_in, layer.b_std**2 if has_bias else 0.0
+
+
+def _dense_contract(layer, params, x1, x2, d1, d2, output):
+    cw, cb = _dense_coefficients(layer, x1.shape[-1])
+    g = cw * (x1 @ x2.T) + cb  # (n1, n2)
+    if output == "trace":
+        return g * jnp.einsum("lib,ljb->ij", d1, d2) / d1.shape[0]
+    return g[:, :, None, None] * jnp.einsum("lib,mjb->ijlm", d1, d2)
+
+
+@STRUCTURED.register(nets.Dense)
+def _dense(layer, params, x, tape, path):
+    return tape.tap(layer, params, x, layer.apply(params, x), _dense_contract)
+
+
+@STRUCTURED.register(nets.Serial)
+def _serial(layer, params, x, tape, path):
+    for i, (p, sub) in enumerate(zip(params, layer.layers, strict=True)):
+        x = forward(sub, p, x, tape, f"{path}serial[{i}].")
+    return x
+
+
+@STRUCTURED.register(nets.Residual)
+def _residual(layer, params, x, tape, path):
+    return x + layer.scale * forward(layer.block, params, x, tape, f"{path}residual.")
+
+
+@STRUCTURED.register(nets.Parallel)
+def _parallel(layer, params, x, tape, path):
+    outs = [forward(b, p, x, tape, f"{path}parallel[{i}].")
+            for i, (p, b) in enumerate(zip(params, layer.branches, strict=True))]
+    return sum(outs[1:], outs[0])
+
+
+def _taps(net, params, x):
+    """Forward pass of ``net`` on ``x`` (n, ...) recording every trained layer.
+
+    Returns ``(out, taps, deltas)``: the output (n, k), the taps (layer, params, input,
+    contract) and the cotangents delta (k, n, ...) = d out[:, l] / d z of every trained layer's
+    output z (rows are independent, so one backward pass per output gives every example's)."""
+    shapes = Tape()
+    jax.eval_shape(lambda p, x: forward(net, p, x, shapes), params, x)
+    probes = [jnp.zeros(s.shape, s.dtype) for s in shapes.outputs]
+    tape = Tape(probes)
+
+    def fwd(probes):
+        tape.probes, tape.taps = probes, []
+        out = forward(net, params, x, tape)
+        return out.reshape(x.shape[0], -1), [t[2] for t in tape.taps]
+
+    out, vjp, inputs = jax.vjp(fwd, probes, has_aux=True)
+    taps = [(layer, p, xi, c) for (layer, p, _, c), xi in zip(tape.taps, inputs, strict=True)]
+    eye = jnp.eye(out.shape[1], dtype=out.dtype)
+    (deltas,) = jax.vmap(lambda e: vjp(jnp.broadcast_to(e, out.shape)))(eye)
+    return out, taps, deltas
 
 
 def structured_ntk(net, params, x1, x2, output, diagonal):
@@ -106,38 +196,43 @@ def structured_ntk(net, params, x1, x2, output, diagonal):
     Theta(x1_i, x1_i) (x2 ignored); x2=None means x1. Returns (n1, n2), (n1, n2, k, k), (n1,)
     or (n1, k, k).
     """
-    _, layers, in1, d1 = dense_taps(net, params, x1)
+    _, taps1, d1 = _taps(net, params, x1)
     if diagonal or x2 is None:
-        in2, d2 = in1, d1
+        taps2, d2 = taps1, d1
     else:
-        _, _, in2, d2 = dense_taps(net, params, x2)
-    k = d1[0].shape[0]
+        _, taps2, d2 = _taps(net, params, x2)
     total = 0.0
-    for layer, a1, a2, e1, e2 in zip(layers, in1, in2, d1, d2, strict=True):
-        cw, cb = _coefficients(layer, a1.shape[-1])
+    for (layer, p, a1, contract), (_, _, a2, _), e1, e2 in zip(taps1, taps2, d1, d2, strict=True):
         if diagonal:
-            g = cw * jnp.sum(a1 * a1, axis=-1) + cb  # (n,)
-            if output == "trace":
-                total = total + g * jnp.sum(e1 * e1, axis=(0, 2)) / k
-            else:
-                total = total + g[:, None, None] * jnp.einsum("lib,mib->ilm", e1, e1)
+            def one(xi, ei, layer=layer, p=p, contract=contract):
+                return contract(layer, p, xi[None], xi[None], ei[:, None], ei[:, None],
+                                output)[0, 0]
+            total = total + jax.vmap(one, (0, 1))(a1, e1)
         else:
-            g = cw * (a1 @ a2.T) + cb  # (n1, n2)
-            if output == "trace":
-                total = total + g * jnp.einsum("lib,ljb->ij", e1, e2) / k
-            else:
-                total = total + g[:, :, None, None] * jnp.einsum("lib,mjb->ijlm", e1, e2)
+            total = total + contract(layer, p, a1, a2, e1, e2, output)
     return total
 
 
-def readout_nngp(net, params, x1, x2):
-    """E over the readout layer of f(x1) f(x2): (w_std^2 / n) phi(x1) . phi(x2) + b_std^2 with phi
-    the features entering the last Dense layer of ``net`` (a ``Serial``). (n1, n2)."""
-    if not (isinstance(net, nets.Serial) and net.layers and isinstance(net.layers[-1], nets.Dense)):
-        raise ValueError(f"kernels.empirical_nngp: a network spec must be a serial(...) ending in "
-                         f"a Dense readout layer, got {net!r}.")
-    body, readout = nets.serial(*net.layers[:-1]), net.layers[-1]
+def readout_nngp(net, params, x1, x2, path=""):
+    """E over the last layer's parameters of f(x1) f(x2) (n1, n2), given the layers before it:
+    for a Dense readout, (w_std^2 / n) phi(x1) . phi(x2) + b_std^2 with phi the n features
+    entering it (Lee et al. 2018, eq. 4)."""
+    return READOUT.rule(net, path)(net, params, x1, x2, path)
+
+
+@READOUT.register(nets.Serial)
+def _serial_readout(net, params, x1, x2, path):
+    if not net.layers:
+        raise READOUT.unsupported(net, path, "an empty serial has no readout layer")
+    body = nets.serial(*net.layers[:-1])
     phi1 = body.apply(params[:-1], x1)
-    phi2 = phi1 if x2 is None else body.apply(params[:-1], x2)
-    b2 = 0.0 if readout.b_std is None else readout.b_std**2
-    return readout.w_std**2 * (phi1 @ phi2.T) / phi1.shape[-1] + b2
+    phi2 = None if x2 is None else body.apply(params[:-1], x2)
+    return readout_nngp(net.layers[-1], params[-1], phi1, phi2,
+                        f"{path}serial[{len(net.layers) - 1}].")
+
+
+@READOUT.register(nets.Dense)
+def _dense_readout(layer, params, phi1, phi2, path):
+    phi2 = phi1 if phi2 is None else phi2
+    b2 = 0.0 if layer.b_std is None else layer.b_std**2
+    return layer.w_std**2 * (phi1 @ phi2.T) / phi1.shape[-1] + b2
