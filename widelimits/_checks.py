@@ -79,10 +79,7 @@ def finite_float(owner: str, name: str, value, *, positive: bool = False,
 
 
 def activation(owner: str, act, name: str = "activation"):
-    """``act`` if it is an activation spec (``nets.Relu()``, ...), else ``TypeError``."""
-    from .nets import Activation  # nets imports this module: look it up at call time
+    """Deprecated here: ``nets.check_activation`` (nets imports this module)."""
+    from .nets import check_activation
 
-    if not isinstance(act, Activation):
-        raise TypeError(f"{owner}: {name} must be an activation spec such as nets.Relu(), got "
-                        f"{act!r} of type {type(act).__name__}.")
-    return act
+    return check_activation(owner, act, name)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import jax
 
+from .nets import Layer
+
 __all__ = ["SpecApply", "Static", "as_model", "spec_of"]
 
 
@@ -84,8 +86,6 @@ def as_model(f, params=None, *, who: str, need_params: bool = False):
     callable pytree (kept), or any other callable (-> ``Static``). ``who`` names the caller in
     errors; ``need_params`` raises ``ValueError`` if ``params`` is still None.
     """
-    from .nets import Layer  # nets does not import this module; keep the import local anyway
-
     owner = getattr(f, "__self__", None)
     if isinstance(f, Layer):
         model = SpecApply(f)

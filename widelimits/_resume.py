@@ -36,9 +36,10 @@ def fingerprint(*parts) -> str:
             h.update(b"t" + str(treedef).encode())
             for leaf in leaves:
                 if isinstance(leaf, np.ndarray | jax.Array | np.generic | int | float | complex):
+                    if isinstance(leaf, jax.Array) and jax.dtypes.issubdtype(
+                            leaf.dtype, jax.dtypes.prng_key):
+                        leaf = jax.random.key_data(leaf)
                     a = np.asarray(leaf)
-                    if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):
-                        a = np.asarray(jax.random.key_data(leaf))
                     h.update(f"{a.dtype}{a.shape}".encode())
                     h.update(np.ascontiguousarray(a).tobytes())
                 else:
@@ -65,14 +66,13 @@ def load(path, fp, *, who: str, on_mismatch: str = "raise") -> dict | None:
         return None
     with np.load(path, allow_pickle=False) as f:
         saved = {k: f[k] for k in f.files}
-    want = _prints(fp)
-    differ = [name or "the run" for name, v in want.items()
-              if str(saved.get(_KEY + name, "")) != v]
+    differ = [name for name, v in _prints(fp).items() if str(saved.get(_KEY + name, "")) != v]
     if differ:
         if on_mismatch == "ignore":
             return None
+        what = "other arguments" if differ == [""] else f"{', '.join(differ)} differ"
         raise ValueError(f"{who}: the checkpoint {path} holds the results of a different run "
-                         f"({', '.join(differ)} differ); delete it or pass another path.")
+                         f"({what}); delete it or pass another path.")
     return {k: v for k, v in saved.items() if not k.startswith(_KEY)}
 
 

@@ -9,6 +9,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .. import kernels
+from .._checks import integer
 
 __all__ = ["PowerLaw", "KernelConvergence", "fit_power_law", "kernel_convergence",
            "plot_kernel_convergence"]
@@ -84,8 +85,7 @@ def kernel_convergence(make_net, widths, x, key, *, n_seeds: int = 10, kinds=KIN
     if bad or not kinds:
         raise ValueError(f"kernel_convergence: kinds must be a non-empty subset of {KINDS}, got "
                          f"{tuple(kinds)}.")
-    if isinstance(n_seeds, bool) or not isinstance(n_seeds, int) or n_seeds < 1:
-        raise ValueError(f"kernel_convergence: n_seeds must be a positive int, got {n_seeds!r}.")
+    integer("kernel_convergence", "n_seeds", n_seeds)
     limit_kernel = kernels.analytic(make_net(int(widths[0])), x)
     limits = {k: np.asarray(getattr(limit_kernel, k), np.float64) for k in kinds}
     devs = {k: np.zeros((widths.size, n_seeds)) for k in kinds}

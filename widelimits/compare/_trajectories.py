@@ -30,7 +30,8 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from .. import dynamics, kernels
+from .. import _resume, dynamics, kernels
+from .._checks import integer
 from ._convergence import PowerLaw, fit_power_law
 
 __all__ = ["Trajectories", "trajectories", "plot_trajectories"]
@@ -92,12 +93,6 @@ def _relative(a, b):
     return num / np.where(den > 0, den, 1.0)
 
 
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"trajectories: {name} must be a positive int, got {value!r}.")
-    return int(value)
-
-
 def _check(widths, x_train, y_train, x_test, steps, learning_rate, n_seeds, record_every,
            momentum):
     w = np.asarray(widths)
@@ -117,12 +112,12 @@ def _check(widths, x_train, y_train, x_test, steps, learning_rate, n_seeds, reco
         if x_test.ndim != 2 or x_test.shape[1] != x_train.shape[1]:
             raise ValueError(f"trajectories: x_test must have shape (m, {x_train.shape[1]}), "
                              f"got {x_test.shape}.")
-    steps = _positive_int("steps", steps)
-    n_seeds = _positive_int("n_seeds", n_seeds)
+    steps = integer("trajectories", "steps", steps)
+    n_seeds = integer("trajectories", "n_seeds", n_seeds)
     if w.size * n_seeds < 3:
         raise ValueError(f"trajectories: the power-law fits need widths x n_seeds >= 3 runs, got "
                          f"{w.size} widths x {n_seeds} seeds.")
-    record_every = _positive_int("record_every", record_every)
+    record_every = integer("trajectories", "record_every", record_every)
     lr = float(learning_rate)
     if not np.isfinite(lr) or lr <= 0:
         raise ValueError(f"trajectories: learning_rate must be a finite positive number, got "
@@ -164,35 +159,17 @@ def _one_width(net, x, y, xt, key, steps, lr, n_seeds, record_every, momentum, p
     return out
 
 
-def _fingerprint(x, y, xt, steps, lr, n_seeds, record_every, momentum, key):
-    parts = [np.asarray(x, np.float64), np.asarray(y, np.float64)]
-    if xt is not None:
-        parts.append(np.asarray(xt, np.float64))
-    data = np.concatenate([p.ravel() for p in parts])
-    cfg = np.array([steps, lr, n_seeds, record_every, -1 if momentum is None else momentum,
-                    np.dtype(jnp.result_type(float)).itemsize], np.float64)  # params' precision
-    raw = jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
-    return np.concatenate([cfg, np.asarray(raw, np.float64).ravel(), data])
-
-
-def _load(path, fingerprint):
-    if path is None or not os.path.exists(path):
+def _load(path, fp):
+    saved = None if path is None else _resume.load(path, fp, who="compare.trajectories")
+    if saved is None:
         return {}
-    with np.load(path) as f:
-        if "fingerprint" not in f or not np.array_equal(f["fingerprint"], fingerprint):
-            raise ValueError(f"trajectories: the checkpoint {path} was made with other arguments "
-                             "(data, steps, learning_rate, n_seeds, record_every, momentum, "
-                             "key or default float precision); delete it or pass another "
-                             "checkpoint path.")
-        return {int(w): {k[len(f"{int(w)}_"):]: f[k] for k in f.files
-                         if k.startswith(f"{int(w)}_")} for w in f["widths"]}
+    return {int(w): {k[len(f"{int(w)}_"):]: v for k, v in saved.items()
+                     if k.startswith(f"{int(w)}_")} for w in saved["widths"]}
 
 
-def _save(path, fingerprint, done):
+def _save(path, fp, done):
     arrays = {f"{w}_{k}": v for w, r in done.items() for k, v in r.items()}
-    tmp = f"{path}.tmp.npz"
-    np.savez(tmp, fingerprint=fingerprint, widths=np.array(sorted(done)), **arrays)
-    os.replace(tmp, path)
+    _resume.save(path, {"widths": np.array(sorted(done)), **arrays}, fp)
 
 
 def trajectories(make_net, widths, x_train, y_train, key, *, x_test=None, steps: int,
@@ -220,7 +197,10 @@ def trajectories(make_net, widths, x_train, y_train, key, *, x_test=None, steps:
     (w, x, y, xt, steps, lr, n_seeds, record_every) = _check(
         widths, x_train, y_train, x_test, steps, learning_rate, n_seeds, record_every, momentum)
     path = None if checkpoint is None else os.fspath(checkpoint)
-    fp = _fingerprint(x, y, xt, steps, lr, n_seeds, record_every, momentum, key)
+    fp = _resume.fingerprint(  # the params' default precision too: it changes the results
+        [np.asarray(a, np.float64) for a in (x, y, xt) if a is not None], steps, lr, n_seeds,
+        record_every, -1.0 if momentum is None else float(momentum), key,
+        np.dtype(jnp.result_type(float)).name)
     done = _load(path, fp)
     nets_ = {width: make_net(width) for width in w.tolist()}
     for width, r in done.items():

@@ -137,6 +137,15 @@ def analytic(net, x1, x2=None, *, batch_size: int | None = None) -> Kernel:
     Returns:
       ``Kernel`` with ``nngp``, ``ntk`` (n1, n2) and the NNGP variances ``var1`` (n1,),
       ``var2`` (n2,). The kernel of a k-output network is ``nngp ⊗ I_k`` (same for the NTK).
+
+    >>> import jax.numpy as jnp, numpy as np
+    >>> from widelimits import kernels, nets
+    >>> x = jnp.array([[1.0, 0.0], [0.0, 1.0]])
+    >>> k = kernels.analytic(nets.serial(nets.Dense(1), nets.Relu(), nets.Dense(1)), x)
+    >>> np.asarray(k.nngp, float).round(4).tolist()  # inputs of variance 1/2: 1/4, 1/(4 pi)
+    [[0.25, 0.0796], [0.0796, 0.25]]
+    >>> np.asarray(k.ntk, float).round(4).tolist()   # the first layer adds 0 off the diagonal
+    [[0.5, 0.0796], [0.0796, 0.5]]
     """
     if not isinstance(net, nets.Layer):
         raise TypeError(f"kernels.analytic: net must be a widelimits network spec (e.g. "

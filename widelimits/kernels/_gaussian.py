@@ -17,6 +17,11 @@ def gaussian_expectation(fn, q, order: int = DEFAULT_ORDER):
     < 4 * order, spectrally accurate for smooth ``fn``; kinks (ReLU) converge only algebraically
     in ``order``, so prefer a closed form there. ``fn`` must act elementwise. Differentiable in
     ``q`` and in any parameters ``fn`` closes over; works under jit and vmap.
+
+    >>> import jax.numpy as jnp
+    >>> from widelimits import kernels
+    >>> round(float(kernels.gaussian_expectation(lambda u: u**4, 2.0)), 4)   # 3 q^2
+    12.0
     """
     z_np, sw_np = _nodes(order)
     q = jnp.asarray(q)

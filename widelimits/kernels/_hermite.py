@@ -55,7 +55,14 @@ def _basis(order: int, dtype):
 
 
 def hermite_coefficients(fn, q, order: int = DEFAULT_ORDER, basis=None):
-    """b_k(q) = E[fn(sqrt(q) z) h_k(z)], z ~ N(0, 1), for k < order; shape q.shape + (order,)."""
+    """b_k(q) = E[fn(sqrt(q) z) h_k(z)], z ~ N(0, 1), for k < order; shape q.shape + (order,).
+
+    >>> import jax.numpy as jnp
+    >>> from widelimits import kernels
+    >>> b = kernels.hermite_coefficients(lambda u: u**2, jnp.asarray(1.0), order=4)
+    >>> [round(float(v), 5) + 0.0 for v in b]       # u^2 = h_0 + sqrt(2) h_2
+    [1.0, 0.0, 1.41421, 0.0]
+    """
     dtype = jnp.result_type(q, float)
     h, z, sw = _basis(order, dtype) if basis is None else basis
     vals = fn(safe_sqrt(q)[..., None] * z) * sw
@@ -85,7 +92,14 @@ def derivative(fn):
 
 def hermite_dual(fn, q11, q12, q22, order: int = DEFAULT_ORDER):
     """(E[fn(u) fn(v)], E[fn'(u) fn'(v)]) for centred Gaussians with covariance [[q11, q12],
-    [q12, q22]]; q11 and q22 broadcast against q12 (e.g. shapes (n1, 1), (1, n2))."""
+    [q12, q22]]; q11 and q22 broadcast against q12 (e.g. shapes (n1, 1), (1, n2)).
+
+    >>> import jax.numpy as jnp
+    >>> from widelimits import kernels
+    >>> v, vdot = kernels.hermite_dual(jnp.sin, 1.0, 0.5, 1.0, order=64)
+    >>> round(float(v), 4), round(float(jnp.exp(-1.0) * jnp.sinh(0.5)), 4)  # closed form
+    (0.1917, 0.1917)
+    """
     c = safe_correlation(q11, q12, q22)
     dfn = derivative(fn)
     basis = _basis(order, c.dtype)

@@ -37,9 +37,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import nets
-from .._checks import activation as check_activation, concrete
+from .._checks import concrete
 from .._numerics import q_floor
 from .._registry import Registry
+from ..nets import check_activation
 from ._dual import closed_dual, dual
 from ._gaussian import gaussian_expectation
 from ._hermite import DEFAULT_ORDER, derivative, hermite_coefficients

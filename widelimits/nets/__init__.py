@@ -26,6 +26,7 @@ from ._activations import (
     Softplus as Softplus,
     Swish as Swish,
     Tanh as Tanh,
+    check_activation as check_activation,
 )
 from ._combinators import (
     Parallel as Parallel,
@@ -51,5 +52,5 @@ __all__ = [
     "RectifiedMonomial",
     "Relu", "Residual", "Run", "Serial", "Sigmoid", "Sign", "Sin", "Softplus", "Swish", "Tanh",
     "meanfield_learning_rate", "meanfield_mlp", "mlp",
-    "parallel", "residual", "runs", "serial", "spec", "static",
+    "check_activation", "parallel", "residual", "runs", "serial", "spec", "static",
 ]

@@ -16,7 +16,8 @@ import jax.numpy as jnp
 from ._spec import Layer, spec, static
 
 __all__ = [
-    "Activation", "Relu", "LeakyRelu", "Abs", "ABRelu", "Erf", "Gelu", "Sin", "Cos", "Tanh",
+    "check_activation", "Activation", "Relu", "LeakyRelu", "Abs", "ABRelu", "Erf", "Gelu",
+    "Sin", "Cos", "Tanh",
     "Sigmoid", "Softplus", "Swish", "Identity", "Sign", "RectifiedMonomial", "Monomial", "Exp",
     "Elementwise",
 ]
@@ -37,6 +38,23 @@ class Activation(Layer):
 
     def apply(self, params, x):
         return self.fn(x)
+
+
+def check_activation(owner: str, act, name: str = "activation"):
+    """``act`` if it is an activation spec, else a ``TypeError`` naming ``owner`` and ``name``.
+
+    >>> from widelimits import nets
+    >>> nets.check_activation("my_function", nets.Tanh())
+    Tanh()
+    >>> nets.check_activation("my_function", "tanh")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    TypeError: my_function: activation must be an activation spec such as nets.Relu(), got ...
+    """
+    if not isinstance(act, Activation):
+        raise TypeError(f"{owner}: {name} must be an activation spec such as nets.Relu(), got "
+                        f"{act!r} of type {type(act).__name__}.")
+    return act
 
 
 def _check_degree(owner, degree, minimum):

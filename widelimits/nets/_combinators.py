@@ -123,7 +123,15 @@ class Parallel(Layer):
 
 
 def serial(*layers: Layer) -> Serial:
-    """Compose layers sequentially: ``serial(Dense(512), Relu(), Dense(1))``."""
+    """Compose layers sequentially.
+
+    >>> import jax, jax.numpy as jnp
+    >>> from widelimits import nets
+    >>> net = nets.serial(nets.Dense(512), nets.Relu(), nets.Dense(1))
+    >>> params = net.init(jax.random.key(0), (4, 3))
+    >>> net.apply(params, jnp.ones((4, 3))).shape
+    (4, 1)
+    """
     return Serial(tuple(layers))
 
 
@@ -131,13 +139,25 @@ def residual(*block: Layer, scale=1.0) -> Residual:
     """Residual connection ``x + scale * block(x)`` (several layers are wrapped in ``serial``).
 
     Hayou & Yang 2023 take ``scale = 1/sqrt(L)`` for a depth-L ResNet to get a depth limit.
+
+    >>> from widelimits import nets
+    >>> block = nets.residual(nets.Relu(), nets.Dense(8), scale=0.5)
+    >>> nets.serial(nets.Dense(8), block).output_shape((2, 3))
+    (2, 8)
     """
     inner = block[0] if len(block) == 1 else serial(*block)
     return Residual(inner, scale)
 
 
 def parallel(*branches: Layer) -> Parallel:
-    """Sum of independent branches on the same input (fan-out then fan-in sum)."""
+    """Sum of independent branches on the same input (fan-out then fan-in sum).
+
+    >>> import jax, jax.numpy as jnp
+    >>> from widelimits import nets
+    >>> net = nets.parallel(nets.Dense(4), nets.serial(nets.Dense(4), nets.Erf(), nets.Dense(4)))
+    >>> net.apply(net.init(jax.random.key(0), (1, 2)), jnp.ones((1, 2))).shape
+    (1, 4)
+    """
     return Parallel(tuple(branches))
 
 
@@ -145,7 +165,13 @@ def mlp(width: int, depth: int, activation: Activation | None = None, *, out_wid
         w_std=1.0, b_std=0.0, parameterization: str = "ntk", weights: str = "gaussian",
         ) -> Serial:
     """A fully connected net: ``depth`` hidden ``Dense(width)`` + activation blocks, then a
-    ``Dense(out_width)`` readout. ``activation`` defaults to ``Relu()``."""
+    ``Dense(out_width)`` readout. ``activation`` defaults to ``Relu()``.
+
+    >>> from widelimits import nets
+    >>> net = nets.mlp(16, 2, nets.Tanh(), b_std=0.1)
+    >>> [type(layer).__name__ for layer in net.layers]
+    ['Dense', 'Tanh', 'Dense', 'Tanh', 'Dense']
+    """
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
         raise ValueError(f"mlp: depth must be an int >= 0, got {depth!r}.")
     integer("nets.mlp", "width", width)

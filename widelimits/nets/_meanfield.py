@@ -52,6 +52,11 @@ def meanfield_mlp(width: int, depth: int, activation: Activation | None = None, 
     variance Phi^L(x, x) / (gamma0^2 N) (Phi^L the NNGP of the last hidden layer): it vanishes at
     infinite width. ``gamma0`` > 0 (a hyperparameter leaf: it may be a traced array) sets the
     feature-learning strength; train with ``meanfield_learning_rate(eta, gamma0, width)``.
+
+    >>> from widelimits import nets
+    >>> net = nets.meanfield_mlp(100, 2, nets.Tanh(), gamma0=0.5)
+    >>> round(float(net.layers[-1].w_std), 6)    # 1 / (gamma0 sqrt(N))
+    0.2
     """
     integer("meanfield_mlp", "width", width)
     integer("meanfield_mlp", "out_width", out_width)
@@ -75,6 +80,10 @@ def meanfield_learning_rate(eta, gamma0, width: int):
     Gradient descent with this rate on L = 1/2 mean_mu (f_mu - y_mu)^2 (``dynamics.train``'s
     ``"mse"`` with one output) has a finite N -> infinity limit, the DMFT of ``dynamics.dmft``
     with time step ``eta`` (Bordelon & Pehlevan 2022, Sec. 3: dtheta/dt = -gamma0^2 N grad L).
+
+    >>> from widelimits import nets
+    >>> nets.meanfield_learning_rate(0.1, 2.0, 1000)
+    400.0
     """
     integer("meanfield_learning_rate", "width", width)
     _check_gamma0("meanfield_learning_rate", gamma0)

@@ -9,7 +9,6 @@ refuses ``nets.Sign`` where its derivative (a delta function) is needed.
 from __future__ import annotations
 
 from .. import kernels, nets
-from .._checks import activation
 from .._numerics import q_floor as q_floor
 
 __all__ = ["second_moment", "derivative_moment", "second_moment_slope", "equal_variance_dual",
@@ -29,7 +28,7 @@ def check_activation(owner: str, act, derivative: bool = True):
     """Raise ``TypeError`` unless ``act`` is an activation spec with an infinite-width dual;
     ``ValueError`` for ``nets.Sign`` when ``derivative`` (its derivative is a delta function,
     which ``kernels.dual`` sets to 0, so chi_1 and the depth scales are undefined)."""
-    activation(owner, act, "act")
+    nets.check_activation(owner, act, "act")
     kernels.dual(act)  # raises TypeError naming the supported activations
     if derivative and isinstance(act, nets.Sign):
         raise ValueError(f"{owner}: nets.Sign has a delta-function derivative, so chi_1 and "
