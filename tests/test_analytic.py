@@ -213,3 +213,30 @@ def test_large_symmetric_kernel_from_blocks_equals_one_program(n, dtype):
                                                       x2).ntk[:200, 300:])
         np.testing.assert_allclose(jax.grad(loss)(1.3, None), jax.grad(loss)(1.3, x),
                                    rtol=rtol_for(dtype, 1e-12, 1e-5))
+
+
+def test_state_rules_act_per_position_on_trailing_spatial_axes():
+    # The rules of elementwise layers (Dense, activations, LayerNorm, residual sums, scanned
+    # runs) act on any trailing axes of the state: the convolutional layers' positions. With P
+    # positions carried at once, each position's kernel equals that of a state of one position.
+    rng = np.random.default_rng(3)
+    n1, n2, p = 3, 4, 5
+    a, b = rng.normal(size=(n1, p, 6)), rng.normal(size=(n2, p, 6))
+    var1, var2 = np.einsum("ipc,ipc->ip", a, a) / 6, np.einsum("jpc,jpc->jp", b, b) / 6
+    cov = np.einsum("ipc,jpc->ijp", a, b) / 6
+    net = nets.serial(nets.Dense(8, w_std=1.3, b_std=0.2), nets.Erf(), nets.Dense(8),
+                      nets.LayerNorm(), nets.residual(nets.Relu(), nets.Dense(8)),
+                      *[nets.Dense(8), nets.Tanh()] * 3, nets.Dense(1))
+
+    def state(v1, k, v2):
+        return kernels.KernelState(var1=jnp.asarray(v1), nngp=jnp.asarray(k),
+                                   var2=jnp.asarray(v2), ntk=jnp.zeros_like(jnp.asarray(k)),
+                                   gaussian=False, features=6, raw=True)
+
+    out = kernels.propagate(net, state(var1, cov, var2))
+    assert out.nngp.shape == (n1, n2, p) and out.var1.shape == (n1, p)
+    for q in range(p):
+        one = kernels.propagate(net, state(var1[:, q], cov[..., q], var2[:, q]))
+        np.testing.assert_allclose(out.nngp[..., q], one.nngp, rtol=1e-12)
+        np.testing.assert_allclose(out.ntk[..., q], one.ntk, rtol=1e-12)
+        np.testing.assert_allclose(out.var2[:, q], one.var2, rtol=1e-12)
