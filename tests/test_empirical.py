@@ -270,3 +270,30 @@ def test_structured_needs_our_spec():
         kernels.empirical_ntk(model.apply, None, x)
     with pytest.raises(TypeError, match="f must be a callable"):
         kernels.empirical_ntk(3, {}, x)
+
+
+def test_feature_kernels_are_the_activations_gram_matrices(dtype):
+    # Brute force: run the layers one by one and take phi(h^l) phi(h^l)^T / N after each
+    # activation; residual blocks and a parallel branch record theirs in forward order.
+    net = nets.serial(nets.Dense(7), nets.Tanh(), nets.residual(nets.Relu(), nets.Dense(7)),
+                      nets.Dense(5), nets.Erf(), nets.Dense(2))
+    x = jax.random.normal(jax.random.key(0), (4, 3), dtype)
+    x2 = jax.random.normal(jax.random.key(1), (3, 3), dtype)
+    p = jax.tree.map(lambda a: a.astype(dtype), net.init(jax.random.key(2), x.shape))
+
+    def manual(x):
+        h1 = nets.Dense(7).apply(p[0], x)
+        a1 = jnp.tanh(h1)
+        a2 = jax.nn.relu(a1)
+        h3 = nets.Dense(5).apply(p[3], a1 + nets.Dense(7).apply(p[2][1], a2))
+        return [a1, a2, jax.scipy.special.erf(h3)]
+
+    got = kernels.feature_kernels(net, p, x, x2)
+    want = [a @ b.T / a.shape[1] for a, b in zip(manual(x), manual(x2), strict=True)]
+    assert got.shape == (3, 4, 3)
+    np.testing.assert_allclose(got, np.stack(want), rtol=rtol_for(dtype, 1e-12, 1e-5))
+    erf = manual(x)[2]
+    np.testing.assert_allclose(kernels.feature_kernels(net, p, x)[2], erf @ erf.T / 5,
+                               rtol=rtol_for(dtype, 1e-12, 1e-5))
+    with pytest.raises(ValueError, match="no activation"):
+        kernels.feature_kernels(nets.Dense(2), p[0], x)

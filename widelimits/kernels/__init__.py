@@ -25,10 +25,14 @@ from ._state import (
     propagate as propagate,
     register_analytic as register_analytic,
 )
-from ._structured import Tape as Tape, register_structured as register_structured
+from ._structured import (
+    Tape as Tape,
+    feature_kernels as feature_kernels,
+    register_structured as register_structured,
+)
 
-__all__ = ["Kernel", "KernelState", "METHODS", "activation_moments", "analytic", "arccos_j",
-           "derivative_moment", "dual", "empirical_nngp", "empirical_ntk", "equal_variance_dual",
-           "gaussian_expectation", "gaussian_moment", "hermite_coefficients", "hermite_dual",
-           "monte_carlo", "propagate", "register_analytic", "register_structured",
-           "second_moment_slope", "Tape"]
+__all__ = ["Kernel", "KernelState", "METHODS", "Tape", "activation_moments", "analytic",
+           "arccos_j", "derivative_moment", "dual", "empirical_nngp", "empirical_ntk",
+           "equal_variance_dual", "feature_kernels", "gaussian_expectation", "gaussian_moment",
+           "hermite_coefficients", "hermite_dual", "monte_carlo", "propagate",
+           "register_analytic", "register_structured", "second_moment_slope"]

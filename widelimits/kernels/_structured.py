@@ -27,8 +27,8 @@ import jax.numpy as jnp
 from .. import nets
 from .._registry import Registry
 
-__all__ = ["STRUCTURED", "Tape", "forward", "register_structured", "structured_ntk",
-           "readout_nngp"]
+__all__ = ["STRUCTURED", "Tape", "feature_kernels", "forward", "register_structured",
+           "structured_ntk", "readout_nngp"]
 
 STRUCTURED = Registry("kernels.empirical_ntk(method='structured')")
 READOUT = Registry("kernels.empirical_nngp", noun="readout rule",
@@ -39,13 +39,13 @@ READOUT = Registry("kernels.empirical_nngp", noun="readout rule",
 
 class Tape:
     """What a structured forward pass records: for every trained layer, its spec, parameters,
-    input and contraction (``taps``) and the shape of its output (``outputs``); ``probes[i]``
-    (zeros whose cotangents are the deltas) is added to the i-th one's output, unless
-    ``probes`` is None."""
+    input and contraction (``taps``) and the shape of its output (``outputs``); the outputs of
+    every activation (``features``). ``probes[i]`` (zeros whose cotangents are the deltas) is
+    added to the i-th trained layer's output, unless ``probes`` is None."""
 
     def __init__(self, probes=None):
         self.probes = probes
-        self.taps, self.outputs = [], []
+        self.taps, self.outputs, self.features = [], [], []
 
     def tap(self, layer, params, x, y, contract):
         """Record a trained layer (input ``x``, output ``y``) and return ``y`` plus its probe.
@@ -124,6 +124,40 @@ def _generic(layer, params, x, tape, path):
     if not jax.tree.leaves(params):
         return y  # activations, LayerNorm: nothing trained
     return tape.tap(layer, params, x, y, _gradient_contract)
+
+
+@STRUCTURED.register(nets.Activation)
+def _activation(layer, params, x, tape, path):
+    y = layer.apply(params, x)
+    tape.features.append(y)
+    return y
+
+
+def feature_kernels(net, params, x1, x2=None):
+    """Feature kernels Phi^l(x1, x2) = phi(h^l(x1)) . phi(h^l(x2)) / N_l of a finite network:
+    one per activation layer of ``net`` (in forward order), each the mean over its N_l units of
+    the products of the activation's outputs. ``x1`` (n1, d), ``x2`` (n2, d) or None (x1).
+    Returns (L, n1, n2). These are the kernels whose evolution the feature-learning limit
+    describes (Bordelon & Pehlevan 2022, eq. 8: Phi^l = phi(h^l) . phi(h^l) / N).
+
+    >>> import jax, jax.numpy as jnp
+    >>> from widelimits import kernels, nets
+    >>> net = nets.mlp(256, 2, nets.Relu())
+    >>> x = jnp.array([[1.0, 0.0], [0.0, 1.0]])
+    >>> phi = kernels.feature_kernels(net, net.init(jax.random.key(0), x.shape), x)
+    >>> phi.shape, round(float(phi[0, 0, 0]), 1)   # E relu(u)^2 = q / 2 with q = 1/2
+    ((2, 2, 2), 0.2)
+    """
+    def features(x):
+        tape = Tape()
+        forward(net, params, x, tape)
+        return [f.reshape(x.shape[0], -1) for f in tape.features]
+
+    f1 = features(x1)
+    f2 = f1 if x2 is None else features(x2)
+    if not f1:
+        raise ValueError(f"kernels.feature_kernels: {net!r} has no activation layer.")
+    return jnp.stack([a @ b.T / a.shape[1] for a, b in zip(f1, f2, strict=True)])
 
 
 def _dense_coefficients(layer, n_in):
