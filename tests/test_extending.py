@@ -220,3 +220,20 @@ def test_a_layer_without_a_rule_is_named_with_its_path_and_the_views_that_suppor
     # the finite views need no rule: it is a network like any other
     p = net.init(jax.random.key(0), (5, 3))
     assert kernels.empirical_ntk(net, p, _x(jnp.float32)).shape == (5, 5)
+
+
+def test_the_readme_extending_example_runs(capsys):
+    import pathlib
+    import re
+
+    readme = (pathlib.Path(__file__).parents[1] / "README.md").read_text()
+    section = readme[readme.index("## Extending"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    scope = {}
+    exec(compile(code, "README.md (Extending)", "exec"), scope)  # noqa: S102
+    k, t = scope["k"], scope["t"]
+    # x^2 after a bias: K = 3 q^2 with q = |x|^2 / 3 + 1/4 (Isserlis), the NTK from the rules
+    q = np.sum(np.asarray(scope["x"], np.float64) ** 2, 1) / 3 + 0.25
+    np.testing.assert_allclose(np.diag(k.nngp), 3 * q**2, rtol=1e-5)
+    np.testing.assert_allclose(t, k.ntk, rtol=0.1)
+    assert "[[" in capsys.readouterr().out
