@@ -9,7 +9,6 @@ from hypothesis import given, settings, strategies as st
 
 from widelimits import _checks, _registry, _resume, kernels, nets
 
-
 # ----------------------------------------------------------------------------- registry
 
 def test_registry_follows_the_mro_and_names_the_supporting_views():
