@@ -317,3 +317,12 @@ def test_errors():
         signal.shifted_relu(-0.5)
     with pytest.raises(TypeError, match="clip"):
         signal.soft_threshold(1.0, clip="big")
+
+
+def test_maps_take_python_lists():
+    relu = nets.Relu()
+    got = signal.correlation_map(relu, [0.0, 1.0], 1.0, 2.0, 0.0)
+    np.testing.assert_allclose(got, [1 / np.pi, 1.0], rtol=1e-6)
+    km = signal.kernel_maps(relu, 2.0, 0.0, 1.0, [0.0, 0.5], 1.0, 1)
+    np.testing.assert_allclose(km.q12[1], signal.correlation_map(relu, [0.0, 0.5], 1.0, 2.0, 0.0),
+                               rtol=1e-6)

@@ -41,6 +41,15 @@ def fit_power_law(x, y) -> PowerLaw:
 
     With t = log x, u = log y and m points, the slope is b = Σ(t - t̄)(u - ū) / Σ(t - t̄)² and
     its standard error sqrt(Σ r² / (m - 2) / Σ(t - t̄)²), r the residuals.
+
+    An exact power law is recovered exactly (zero standard error):
+
+    >>> import numpy as np
+    >>> from widelimits import compare
+    >>> x = np.array([16, 32, 64, 128])
+    >>> fit = compare.fit_power_law(x, 3.0 * x ** -0.5)
+    >>> round(fit.exponent, 4), round(fit.prefactor, 4), round(fit.stderr, 4)
+    (-0.5, 3.0, 0.0)
     """
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
     if y.ndim == 2:
@@ -76,6 +85,21 @@ def kernel_convergence(make_net, widths, x, key, *, n_seeds: int = 10, kinds=KIN
     Results are not cached; a sweep is one width at a time with a progress bar.
 
     ``x`` (n, d). Returns ``KernelConvergence`` with deviations (W, n_seeds) per kind.
+
+    A one-hidden-layer ReLU net on 3 inputs, widths 4 and 64, 3 seeds: the NNGP deviation
+    shrinks with width, its fitted exponent consistent with -1/2 (within 3 standard errors).
+
+    >>> import jax
+    >>> from widelimits import compare, nets
+    >>> x = jax.random.normal(jax.random.key(0), (3, 2))
+    >>> res = compare.kernel_convergence(lambda n: nets.mlp(n, 1, nets.Relu()), [4, 64], x,
+    ...                                  jax.random.key(1), n_seeds=3, kinds=("nngp",),
+    ...                                  progress=False)
+    >>> res.deviations["nngp"].shape
+    (2, 3)
+    >>> fit = res.fits["nngp"]
+    >>> bool(fit.exponent < 0), bool(abs(fit.exponent + 0.5) < 3 * fit.stderr)
+    (True, True)
     """
     widths = np.asarray(widths)
     if widths.ndim != 1 or widths.size < 2 or np.any(widths < 1) or widths.dtype.kind not in "iu":
@@ -107,7 +131,18 @@ def kernel_convergence(make_net, widths, x, key, *, n_seeds: int = 10, kinds=KIN
 
 def plot_kernel_convergence(result: KernelConvergence, ax=None):
     """Log-log plot of the mean deviation ± standard error over seeds per width, with each fitted
-    line and its exponent ± standard error in the legend. Returns the axes."""
+    line and its exponent ± standard error in the legend. Returns the axes.
+
+    >>> import jax
+    >>> from widelimits import compare, nets
+    >>> x = jax.random.normal(jax.random.key(0), (3, 2))
+    >>> res = compare.kernel_convergence(lambda n: nets.mlp(n, 1, nets.Relu()), [4, 64], x,
+    ...                                  jax.random.key(1), n_seeds=3, kinds=("nngp",),
+    ...                                  progress=False)
+    >>> ax = compare.plot_kernel_convergence(res)
+    >>> ax.get_xscale(), ax.get_xlabel(), len(ax.get_legend().get_texts())  # data + fit
+    ('log', 'width n', 2)
+    """
     if ax is None:
         from matplotlib.figure import Figure
 

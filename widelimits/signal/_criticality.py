@@ -84,6 +84,19 @@ def edge_of_chaos(act, sb2, *, q_range=(1e-6, 1e4), return_q: bool = False, chec
     2 (3 sb2 / 4)^(1/3) for small sb2. ReLU: only (0, 2) (every q* is then a fixed point).
     jit/vmap-able. Where no root exists in the range: ``ValueError`` when called outside a
     trace with ``check=True``, else NaN.
+
+    ReLU: He's sw2 = 2. tanh: sw2 = 1 / tanh'(0)^2 = 1 at sb2 = 0 (q* = 0), larger with a
+    bias; ``mean_field`` there has chi_1 = 1.
+
+    >>> import numpy as np
+    >>> from widelimits import nets, signal
+    >>> round(float(signal.edge_of_chaos(nets.Relu(), 0.0)), 4)
+    2.0
+    >>> sw2 = signal.edge_of_chaos(nets.Tanh(), np.array([0.0, 0.05]))
+    >>> np.asarray(sw2, float).round(4).tolist()
+    [1.0, 1.761]
+    >>> round(float(signal.mean_field(nets.Tanh(), sw2[1], 0.05).chi_1), 4)
+    1.0
     """
     check_activation("signal.edge_of_chaos", act)
     sb2 = check_variance("signal.edge_of_chaos", "sb2", sb2)
@@ -116,7 +129,19 @@ def chi_parallel(act, k, c_w, *, order: int | None = None):
     Hanin, eq. 5.10): the slope of the single-input kernel map K -> C_b + C_W <sigma^2>_K.
     ``k`` (kernel values >= 0; K = 0 means K -> 0+) and ``c_w`` broadcast; the result has
     their broadcast shape. <sigma^2>_K in closed form where there is one, else by Gauss-Hermite
-    quadrature of ``order`` (default: the spec's own, else 384), differentiated in K."""
+    quadrature of ``order`` (default: the spec's own, else 384), differentiated in K.
+
+    ReLU: <relu^2>_K = K / 2, so chi_par = C_W / 2 at every K (1 at C_W = 2). tanh:
+    <sigma sigma''>_K < 0 for K > 0, so chi_par < chi_perp there and only K* = 0 can be critical.
+
+    >>> import numpy as np
+    >>> from widelimits import nets, signal
+    >>> np.asarray(signal.chi_parallel(nets.Relu(), [0.1, 1.0, 10.0], 2.0), float).round(4).tolist()
+    [1.0, 1.0, 1.0]
+    >>> k = np.array([0.5, 2.0])
+    >>> bool(np.all(signal.chi_parallel(nets.Tanh(), k, 1.0) < signal.chi_perp(nets.Tanh(), k, 1.0)))
+    True
+    """
     check_activation("signal.chi_parallel", act)
     k, c_w = _k_and_cw("signal.chi_parallel", k, c_w)
     return c_w * second_moment_slope(act, k, order)
@@ -126,7 +151,21 @@ def chi_perp(act, k, c_w, *, order: int | None = None):
     """chi_perp(K) = C_W <sigma'(z)^2>_K (Roberts, Yaida & Hanin, eq. 5.50; Schoenholz et al.'s
     chi_1): the slope of the two-input map in the off-diagonal direction. ``k`` (K = 0 means
     K -> 0+) and ``c_w`` broadcast. Closed form where there is one, else Gauss-Hermite
-    quadrature of ``order`` (default: the spec's own, else 384) with sigma' by autodiff."""
+    quadrature of ``order`` (default: the spec's own, else 384) with sigma' by autodiff.
+
+    ReLU: <relu'^2>_K = 1/2, so chi_perp = C_W / 2. tanh: tanh' = sech^2, so chi_perp =
+    C_W E sech^4(sqrt(K) z), here against numpy's Gauss-Hermite rule (probabilists' weights).
+
+    >>> import numpy as np
+    >>> from widelimits import nets, signal
+    >>> round(float(signal.chi_perp(nets.Relu(), 1.0, 2.0)), 4)
+    1.0
+    >>> z, w = np.polynomial.hermite_e.hermegauss(64)
+    >>> ref = 1.5 * np.sum(w / np.cosh(np.sqrt(0.5) * z) ** 4) / np.sqrt(2 * np.pi)
+    >>> chi = float(signal.chi_perp(nets.Tanh(), 0.5, 1.5))
+    >>> round(chi, 4), bool(abs(chi - ref) < 1e-5)
+    (0.8886, True)
+    """
     check_activation("signal.chi_perp", act)
     k, c_w = _k_and_cw("signal.chi_perp", k, c_w)
     return c_w * derivative_moment(act, q_floor(k), order)
@@ -168,6 +207,15 @@ def critical_points(act, *, k_range=(1e-6, 1e4), num: int = 241, rtol=None) -> t
     (tanh, erf, sin; not GELU or swish, whose critical points have K* > 0). Points
     with C_b < 0 are not critical initialisations and are dropped. ``rtol`` (default
     sqrt(machine eps)) is the tolerance for "r = 0". Not jit-able (host-side root finding).
+
+    ReLU is critical at every K with (C_b, C_W) = (0, 2); GELU has one isolated K* > 0.
+
+    >>> from widelimits import nets, signal
+    >>> signal.critical_points(nets.Relu())
+    (Criticality(c_b=0.0, c_w=2.0, k_star=None, kind='scale_invariant'),)
+    >>> [(p.kind, round(p.c_b, 3), round(p.c_w, 3), round(p.k_star, 3))
+    ...  for p in signal.critical_points(nets.Gelu())]
+    [('nonzero', 0.173, 1.983, 3.562)]
     """
     check_activation("signal.critical_points", act)
     lo, hi = k_range
@@ -218,7 +266,17 @@ def criticality(act, **kwargs) -> Criticality:
     """The critical initialisation (C_b, C_W) of ``act`` (Roberts, Yaida & Hanin, ch. 5) with the
     smallest K* (scale-invariant activations first): ReLU (0, 2) at every K; tanh (0, 1) with
     K* = 0. ``ValueError`` if none exists (e.g. sigmoid: sigma(0) != 0). Keyword arguments go
-    to ``critical_points``, which lists all of them."""
+    to ``critical_points``, which lists all of them.
+
+    erf (sigma(0) = 0, sigma'(0) = 2 / sqrt(pi)) is critical at K* = 0 with C_b = 0 and
+    C_W = 1 / sigma'(0)^2 = pi / 4.
+
+    >>> import math
+    >>> from widelimits import nets, signal
+    >>> p = signal.criticality(nets.Erf())
+    >>> p.kind, round(p.c_b, 4) + 0.0, round(p.c_w, 4), round(math.pi / 4, 4)
+    ('zero', 0.0, 0.7854, 0.7854)
+    """
     points = critical_points(act, **kwargs)
     if not points:
         raise ValueError(f"signal.criticality: {act!r} has no critical initialisation (no K* in "

@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import kernels
 from ._moments import (
     check_activation,
     derivative_moment,
@@ -104,8 +105,9 @@ def check_variance(owner: str, name: str, value):
 
 
 def _common(*arrays):
+    arrays = [jnp.asarray(a) for a in arrays]  # lists too
     dtype = jnp.result_type(*arrays, float)
-    arrays = [jnp.asarray(a, dtype) for a in arrays]
+    arrays = [a.astype(dtype) for a in arrays]
     return jnp.broadcast_arrays(*arrays)
 
 
@@ -148,7 +150,18 @@ def depth_scale(chi):
 
 def length_map(act, q, sw2, sb2):
     """The length (variance) map ``sw2 E phi(sqrt(q) z)^2 + sb2`` (Poole et al. 2016, eq. 3),
-    elementwise over the broadcast of ``q``, ``sw2``, ``sb2`` (variances >= 0)."""
+    elementwise over the broadcast of ``q``, ``sw2``, ``sb2`` (variances >= 0).
+
+    ReLU has E relu(sqrt(q) z)^2 = q / 2, so the map is ``sw2 q / 2 + sb2``: at He's
+    initialisation (sw2 = 2, sb2 = 0) it is the identity and the variance is preserved.
+
+    >>> import numpy as np
+    >>> from widelimits import nets, signal
+    >>> np.asarray(signal.length_map(nets.Relu(), [0.5, 1.0, 2.0], 2.0, 0.0), float).round(4).tolist()
+    [0.5, 1.0, 2.0]
+    >>> np.asarray(signal.length_map(nets.Relu(), [0.5, 1.0, 2.0], 1.0, 0.1), float).round(4).tolist()
+    [0.35, 0.6, 1.1]
+    """
     check_activation("signal.length_map", act, derivative=False)
     q = check_variance("signal.length_map", "q", q)
     sw2 = check_variance("signal.length_map", "sw2", sw2)
@@ -160,7 +173,22 @@ def length_map(act, q, sw2, sb2):
 def correlation_map(act, c, q, sw2, sb2):
     """The correlation map ``[sw2 E phi(u1) phi(u2) + sb2] / q`` for ``u1, u2`` of variance
     ``q`` (usually q*) and correlation ``c`` in [-1, 1] (Poole et al. 2016, eq. 5); elementwise
-    over the broadcast of ``c``, ``q``, ``sw2``, ``sb2``. ``q`` must be > 0."""
+    over the broadcast of ``c``, ``q``, ``sw2``, ``sb2``. ``q`` must be > 0.
+
+    For ReLU at sw2 = 2, sb2 = 0 it is the arc-cosine kernel of degree 1 (Cho & Saul 2009),
+    ``c -> (sqrt(1 - c^2) + (pi - arccos c) c) / pi``, for every q: orthogonal inputs get
+    correlation 1/pi after one layer, and c = 1 is a fixed point.
+
+    >>> import numpy as np
+    >>> from widelimits import nets, signal
+    >>> c = np.array([0.0, 0.5, 1.0])
+    >>> out = signal.correlation_map(nets.Relu(), c, 1.0, 2.0, 0.0)
+    >>> np.asarray(out, float).round(4).tolist()
+    [0.3183, 0.609, 1.0]
+    >>> arccos = (np.sqrt(1 - c**2) + (np.pi - np.arccos(c)) * c) / np.pi
+    >>> bool(np.allclose(out, arccos, atol=1e-5))
+    True
+    """
     check_activation("signal.correlation_map", act, derivative=False)
     q = check_variance("signal.correlation_map", "q", q)
     sw2 = check_variance("signal.correlation_map", "sw2", sw2)
@@ -176,7 +204,7 @@ def correlation_map(act, c, q, sw2, sb2):
     def core(c, q, sw2, sb2):
         return (sw2 * equal_variance_dual(act, q)(c)[0] + sb2) / q
 
-    return broadcast_scalar_core(core, c, q, sw2, sb2)
+    return broadcast_scalar_core(core, c if cc is None else jnp.asarray(c), q, sw2, sb2)
 
 
 def _qstar_core(act, sw2, sb2, q0):
@@ -259,6 +287,14 @@ def fixed_point(act, sw2, sb2, *, q0=1.0, check: bool = True):
 
     Raises ``ValueError`` if the map diverges (no finite fixed point) anywhere, when called
     outside a trace and ``check=True``; otherwise such entries are ``inf``.
+
+    ReLU's length map ``sw2 q / 2 + sb2`` is linear: for sw2 < 2 its fixed point is
+    ``q* = sb2 / (1 - sw2 / 2)``.
+
+    >>> import numpy as np
+    >>> from widelimits import nets, signal
+    >>> np.asarray(signal.fixed_point(nets.Relu(), [1.0, 1.5], 1.0), float).round(4).tolist()
+    [2.0, 4.0]
     """
     check_activation("signal.fixed_point", act, derivative=False)
     sw2 = check_variance("signal.fixed_point", "sw2", sw2)
@@ -306,6 +342,18 @@ def mean_field(act, sw2, sb2, *, q0=1.0, check: bool = True) -> MeanField:
     shape. q* as in ``fixed_point`` (same ``q0`` and ``check``); entries with no finite q*
     (``check=False``) are inf (q*) and NaN (the rest). Moments: closed-form duals, exact
     piecewise formulas or Gauss-Hermite quadrature (see ``widelimits.signal``). jit/vmap-able.
+
+    ReLU at sw2 = 1, sb2 = 1: q* = 2 (see ``fixed_point``), chi_1 = sw2 E relu'^2 = sw2 / 2 =
+    chi_q (the length map is linear), so the net is ordered (c* = 1) and both depth scales are
+    -1 / ln(1/2) = 1 / ln 2 layers.
+
+    >>> import math
+    >>> from widelimits import nets, signal
+    >>> mf = signal.mean_field(nets.Relu(), 1.0, 1.0)
+    >>> [round(float(v), 4) for v in (mf.q_star, mf.c_star, mf.chi_1, mf.chi_q, mf.chi_c)]
+    [2.0, 1.0, 0.5, 0.5, 0.5]
+    >>> round(float(mf.xi_q), 4), round(float(mf.xi_c), 4), round(1 / math.log(2), 4)
+    (1.4427, 1.4427, 1.4427)
     """
     check_activation("signal.mean_field", act)
     sw2 = check_variance("signal.mean_field", "sw2", sw2)
@@ -319,7 +367,20 @@ def mean_field(act, sw2, sb2, *, q0=1.0, check: bool = True) -> MeanField:
 
 def correlation_fixed_point(act, sw2, sb2, *, q0=1.0, check: bool = True):
     """The stable fixed point c* of the correlation map at q* (1 in the ordered phase); shape
-    of the broadcast (sw2, sb2). Shorthand for ``mean_field(...).c_star``."""
+    of the broadcast (sw2, sb2). Shorthand for ``mean_field(...).c_star``.
+
+    tanh without bias: ordered at sw2 = 0.5 (c* = 1: inputs become perfectly correlated);
+    chaotic at sw2 = 4, where the odd map keeps c = 0 fixed (c* = 0: inputs decorrelate). A
+    bias correlates them a little: then 0 < c* < 1.
+
+    >>> import numpy as np
+    >>> from widelimits import nets, signal
+    >>> c = signal.correlation_fixed_point(nets.Tanh(), [0.5, 4.0], 0.0)
+    >>> (np.asarray(c, float).round(4) + 0.0).tolist()
+    [1.0, 0.0]
+    >>> bool(0 < signal.correlation_fixed_point(nets.Tanh(), 4.0, 0.05) < 1)
+    True
+    """
     return mean_field(act, sw2, sb2, q0=q0, check=check).c_star
 
 
@@ -332,9 +393,18 @@ def kernel_maps(act, sw2, sb2, q11, q12, q22, depth: int) -> KernelMaps:
     starting from the first layer's q^1 = sw2 x.x'/d + sb2, entry l is the NNGP of
     ``nets.mlp(width, l, act, w_std=sqrt(sw2), b_std=sqrt(sb2))``. Arguments broadcast; the
     result has shape (depth + 1,) + broadcast shape.
-    """
-    from .. import kernels
 
+    ReLU at sw2 = 2, sb2 = 0 from two orthogonal unit-variance inputs: the variances stay 1
+    and the correlation climbs towards 1 along the arc-cosine map (1/pi after one layer).
+
+    >>> import numpy as np
+    >>> from widelimits import nets, signal
+    >>> km = signal.kernel_maps(nets.Relu(), 2.0, 0.0, 1.0, 0.0, 1.0, depth=3)
+    >>> np.asarray(km.q11, float).round(4).tolist()
+    [1.0, 1.0, 1.0, 1.0]
+    >>> np.asarray(km.corr, float).round(4).tolist()
+    [0.0, 0.3183, 0.4937, 0.6048]
+    """
     check_activation("signal.kernel_maps", act, derivative=False)
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
         raise ValueError(f"signal.kernel_maps: depth must be an int >= 0, got {depth!r}.")
@@ -367,6 +437,20 @@ def edge_of_chaos_init(act, q_star, *, check: bool = True):
     ``q_star`` > 0 (array) gives arrays of its shape. Raises ``ValueError`` (when concrete and
     ``check``) where sb2 would be negative (that q* is not on the EoC curve) or E phi'^2 = 0.
     Whether q* is then a *stable* fixed point is what ``mean_field(...).chi_q`` tells.
+
+    ReLU: E relu'^2 = 1/2 and E relu^2 = q*/2 give He's (2, 0) for every q*. tanh with
+    q* = 1: ``mean_field`` at the returned point has q* = 1 and chi_1 = 1.
+
+    >>> from widelimits import nets, signal
+    >>> sw2, sb2 = signal.edge_of_chaos_init(nets.Relu(), 1.0)
+    >>> round(float(sw2), 4), round(float(sb2), 4) + 0.0
+    (2.0, 0.0)
+    >>> sw2, sb2 = signal.edge_of_chaos_init(nets.Tanh(), 1.0)
+    >>> round(float(sw2), 4), round(float(sb2), 4)
+    (2.1533, 0.151)
+    >>> mf = signal.mean_field(nets.Tanh(), sw2, sb2)
+    >>> round(float(mf.q_star), 4), round(float(mf.chi_1), 4)
+    (1.0, 1.0)
     """
     check_activation("signal.edge_of_chaos_init", act)
     q = check_variance("signal.edge_of_chaos_init", "q_star", q_star)

@@ -42,6 +42,28 @@ def shifted_relu(tau: float, clip: float | None = None) -> nets.Elementwise:
     the clipped ``min(max(0, x - tau), m)`` (CReLU_{tau,m}), as a ``nets.Elementwise`` spec.
 
     ``tau >= 0`` and ``clip > 0`` are Python floats (static: they select the pieces).
+
+    Its second moment is exact: E max(0, z - tau)^2 = (1 + tau^2) P(z > tau) - tau phi(tau) for
+    z ~ N(0, 1), phi the standard normal density; tau = 0 is the ReLU (variance-preserving at
+    sw2 = 2, sb2 = 0).
+
+    >>> import math
+    >>> import jax.numpy as jnp, numpy as np
+    >>> from widelimits import signal
+    >>> act = signal.shifted_relu(0.5)
+    >>> act
+    Elementwise(shifted_relu(tau=0.5))
+    >>> x = jnp.array([-1.0, 0.25, 1.0, 2.0])
+    >>> np.asarray(act(x), float).tolist()
+    [0.0, 0.0, 0.5, 1.5]
+    >>> np.asarray(signal.shifted_relu(0.5, clip=1.0)(x), float).tolist()
+    [0.0, 0.0, 0.5, 1.0]
+    >>> tail = 0.5 * math.erfc(0.5 / math.sqrt(2))
+    >>> ref = 1.25 * tail - 0.5 * math.exp(-0.125) / math.sqrt(2 * math.pi)
+    >>> bool(abs(float(signal.length_map(act, 1.0, 1.0, 0.0)) - ref) < 1e-6)
+    True
+    >>> round(float(signal.length_map(signal.shifted_relu(0.0), 1.0, 2.0, 0.0)), 4)
+    1.0
     """
     tau = _check("shifted_relu", "tau", tau)
     clip = _check("shifted_relu", "clip", clip, allow_none=True, positive=True)
@@ -57,7 +79,21 @@ def shifted_relu(tau: float, clip: float | None = None) -> nets.Elementwise:
 def soft_threshold(tau: float, clip: float | None = None) -> nets.Elementwise:
     """Soft thresholding ``sign(x) max(0, |x| - tau)`` (Price et al. 2024, ST_tau), or with
     ``clip = m`` the clipped ``sign(x) min(max(0, |x| - tau), m)`` (CST_{tau,m}), as a
-    ``nets.Elementwise`` spec. ``tau >= 0`` and ``clip > 0`` are Python floats (static)."""
+    ``nets.Elementwise`` spec. ``tau >= 0`` and ``clip > 0`` are Python floats (static).
+
+    Inputs with |x| <= tau are set to 0 (sparsity), the rest shrunk towards 0 by tau. Being odd,
+    its second moment is twice that of ``shifted_relu(tau)``.
+
+    >>> import jax.numpy as jnp, numpy as np
+    >>> from widelimits import signal
+    >>> act = signal.soft_threshold(0.5)
+    >>> (np.asarray(act(jnp.array([-2.0, -0.25, 0.25, 2.0])), float) + 0.0).tolist()
+    [-1.5, 0.0, 0.0, 1.5]
+    >>> q_st = signal.length_map(act, 1.0, 1.0, 0.0)
+    >>> q_sr = signal.length_map(signal.shifted_relu(0.5), 1.0, 1.0, 0.0)
+    >>> bool(abs(q_st - 2 * q_sr) < 1e-6)
+    True
+    """
     tau = _check("soft_threshold", "tau", tau)
     clip = _check("soft_threshold", "clip", clip, allow_none=True, positive=True)
     inf = math.inf
