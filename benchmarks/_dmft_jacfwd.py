@@ -4,7 +4,7 @@ The direct way to get RA^l = <d phi(h^l) / d r^l> and RB^l = <d g^{l+1} / d u^{l
 ``lax.scan`` over time of all layers' single-site equations per sample (each step contracts the
 whole history), differentiated by ``jax.jacfwd`` with respect to every source of every layer, in
 chunks of samples. ``widelimits`` solves each layer's linearised recursion on its own, in time
-blocks, for only its own sources (``dynamics._dmft_deep._jacobians``).
+blocks, for only its own sources (``dynamics.dmft._deep._jacobians``).
 """
 
 from __future__ import annotations

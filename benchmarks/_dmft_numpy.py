@@ -3,7 +3,8 @@
 Straightforward vectorised NumPy (samples as the batch axis), the same algorithms, iteration
 counts and sample counts as ``widelimits.dynamics.dmft``:
 
-* ``two_layer_sweep``: the causal sweep of the two-layer DMFT (what ``dmft(depth=1)`` runs).
+* ``two_layer_sweep``: the causal sweep of the two-layer DMFT (what ``dmft`` runs for a
+  depth-1 ``nets.meanfield_mlp``).
 * ``two_layer_damped``: the classic damped fixed-point iteration on Delta(t) with the Euler
   update dDelta = -eta K(t) Delta / P and fresh samples every iteration, as in the theory note.
 * ``deep_gradient_independence``: one outer iteration of the deep sampled DMFT without response

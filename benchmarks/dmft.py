@@ -73,25 +73,26 @@ def two_layer(quick, reps):
           f"(kernels='equal_time'): "
           f"{dynamics.dmft_memory(p, steps, n_samples=n, kernels='equal_time') / 2**20:.1f} MiB")
     key = jax.random.PRNGKey(0)
-    run = lambda: dynamics.dmft(x, y, nets.Relu(), gamma0=g0, eta=eta, steps=steps, key=key,  # noqa: E731
+    net = nets.meanfield_mlp(1000, 1, nets.Relu(), g0)  # any width: the DMFT is N -> infinity
+    run = lambda: dynamics.dmft(net, x, y, eta=eta, steps=steps, key=key,  # noqa: E731
                                 n_samples=n, kernels="equal_time").f_train
     t_jax, f_jax = best_time(run, reps)
     t_np, (f_np, _) = best_time(lambda: ref.two_layer_sweep(x, y, g0, eta, steps, n), reps)
     t_damp, f_damp = best_time(lambda: ref.two_layer_damped(x, y, g0, eta, steps, n),
                                max(1, reps // 3))
-    t_full, _ = best_time(lambda: dynamics.dmft(x, y, nets.Relu(), gamma0=g0, eta=eta,
-                                                steps=steps, key=key, n_samples=n).phi, 1)
+    t_full, _ = best_time(lambda: dynamics.dmft(net, x, y, eta=eta, steps=steps, key=key,
+                                                n_samples=n).phi, 1)
     print(f"widelimits dmft (causal sweep, jit)      : {t_jax:8.4f} s")
     print(f"  + two-time kernels Phi(t,s), G(t,s)     : {t_full:8.4f} s")
     print(f"NumPy, same sweep                        : {t_np:8.4f} s   ratio {t_np / t_jax:6.1f}x")
     print(f"NumPy, damped iteration (15 it., Euler)  : {t_damp:8.4f} s   ratio "
           f"{t_damp / t_jax:6.1f}x")
     # accuracy: reference DMFT with many samples; MC error of the n-sample solve
-    f_ref = np.asarray(dynamics.dmft(x, y, nets.Relu(), gamma0=g0, eta=eta, steps=steps,
+    f_ref = np.asarray(dynamics.dmft(net, x, y, eta=eta, steps=steps,
                                      key=jax.random.PRNGKey(99), n_samples=100 * n,
                                      kernels="equal_time").f_train)
     rms = lambda f: float(np.sqrt(np.mean((np.asarray(f) - f_ref) ** 2)))  # noqa: E731
-    mc = np.mean([rms(dynamics.dmft(x, y, nets.Relu(), gamma0=g0, eta=eta, steps=steps,
+    mc = np.mean([rms(dynamics.dmft(net, x, y, eta=eta, steps=steps,
                                     key=jax.random.PRNGKey(s), n_samples=n,
                                     kernels="equal_time").f_train) for s in range(4)])
     print(f"DMFT Monte Carlo error (rms vs 100x samples): {mc:.4f}; NumPy sweep {rms(f_np):.4f};"
@@ -117,9 +118,10 @@ def deep(quick, reps):
     print(f"\n## deep tanh, gradient independence: L={depth}, P={p}, T={steps}, n_samples={n}")
     mem = dynamics.dmft_memory(p, steps, depth=depth, n_samples=n, method="gradient_independence")
     print(f"memory estimate: {mem / 2**20:.1f} MiB")
-    kw = dict(depth=depth, gamma0=g0, eta=eta, steps=steps, key=jax.random.PRNGKey(0),
-              n_samples=n, method="gradient_independence", kernels="equal_time")
-    t_jax, res = best_time(lambda: dynamics.dmft(x, y, nets.Tanh(), **kw).f_train, 1)
+    net = nets.meanfield_mlp(1000, depth, nets.Tanh(), g0)  # any width
+    kw = dict(eta=eta, steps=steps, key=jax.random.PRNGKey(0), n_samples=n,
+              method="gradient_independence", kernels="equal_time")
+    t_jax, res = best_time(lambda: dynamics.dmft(net, x, y, **kw).f_train, 1)
     it = 10
     t1 = steps + 1
     phis = np.broadcast_to(x @ x.T / d, (depth, t1, t1, p, p)).copy()
@@ -138,8 +140,8 @@ def deep(quick, reps):
 def responses(quick, reps):
     """One outer iteration's response functions: the layer-wise blocked recursion against
     jax.jacfwd through a plain scan of all layers (``_dmft_jacfwd``), on the same samples."""
-    from widelimits.dynamics import _dmft_deep as deep_solver
-    from widelimits.dynamics._dmft_sweep import sweep
+    from widelimits.dynamics.dmft import _deep as deep_solver
+    from widelimits.dynamics.dmft._sweep import sweep
     depth, p, steps, n = (3, 10, 20, 64) if quick else (3, 10, 30, 128)
     g0, eta = 1.0, 0.1
     rng = np.random.default_rng(1)

@@ -20,7 +20,7 @@
 # the target $y = \frac12(\beta_*\cdot x)^2$, $x \sim \mathcal N(0, I/D)$. The function depends
 # on the weights only through $\bar w = \langle w_i\rangle$ and $M = \langle w_i w_i^\top\rangle$:
 # $f(x) = \alpha\,\bar w\cdot x + \frac{\alpha\epsilon}{2} x^\top M x$, and gradient descent closes
-# exactly on $(\bar w, M)$ (`widelimits.dynamics.grok_gd`).
+# exactly on $(\bar w, M)$ (`widelimits.models.grokking.gradient_descent`).
 #
 # The output scale $\alpha$ sets the speed of feature learning ($\propto 1/\alpha$): the network
 # first fits the training set with its initial features (lazy, like its linearisation), and

@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import rtol_for
 from widelimits import dynamics, kernels
+from widelimits.models import uv
 from widelimits.reproduce import REGISTRY, catapult as cat
 
 from ._repro import assert_png, forbid
@@ -29,30 +30,30 @@ def _at(result, model, rate):
 
 # ----------------------------------------------------------------------------- the uv model
 def test_uv_ntk_closed_form_matches_autodiff(dtype):
-    p = dynamics.uv_init(jax.random.key(3), 7, in_dim=3, out_dim=2, dtype=dtype)
+    p = uv.init(jax.random.key(3), 7, in_dim=3, out_dim=2, dtype=dtype)
     x1 = jax.random.normal(jax.random.key(4), (4, 3), dtype)
     x2 = jax.random.normal(jax.random.key(5), (2, 3), dtype)
-    want = kernels.empirical_ntk(dynamics.uv_apply, p, x1, x2)
-    got = dynamics.uv_ntk(p, x1, x2)
+    want = kernels.empirical_ntk(uv.apply, p, x1, x2)
+    got = uv.ntk(p, x1, x2)
     assert got.dtype == dtype and got.shape == (4, 2)
     np.testing.assert_allclose(got, want, rtol=rtol_for(dtype, 1e-12, 1e-5), atol=1e-6)
     # one scalar input: Theta = x x' (|u|^2 + |v|^2) / n
-    p1 = dynamics.uv_init(jax.random.key(6), 9, dtype=dtype)
+    p1 = uv.init(jax.random.key(6), 9, dtype=dtype)
     lam = (jnp.sum(p1["u"] ** 2) + jnp.sum(p1["v"] ** 2)) / 9
-    np.testing.assert_allclose(dynamics.uv_ntk(p1, jnp.array([[2.0]], dtype)), 4 * lam[None, None],
+    np.testing.assert_allclose(uv.ntk(p1, jnp.array([[2.0]], dtype)), 4 * lam[None, None],
                                rtol=rtol_for(dtype, 1e-12, 1e-5))
 
 
 def test_uv_reduced_dynamics_is_one_step_of_gradient_descent():
     # Oracle: one hand-written gradient step on u, v for three scalar examples.
-    p = dynamics.uv_init(jax.random.key(0), 11, dtype=jnp.float64)
+    p = uv.init(jax.random.key(0), 11, dtype=jnp.float64)
     x, y, eta = jnp.array([0.5, -1.0, 2.0]), jnp.array([0.3, 0.1, -0.7]), 0.37
-    loss = lambda q: 0.5 * jnp.mean((dynamics.uv_apply(q, x[:, None])[:, 0] - y) ** 2)  # noqa: E731
+    loss = lambda q: 0.5 * jnp.mean((uv.apply(q, x[:, None])[:, 0] - y) ** 2)  # noqa: E731
     g = jax.grad(loss)(p)
     q = jax.tree.map(lambda a, b: a - eta * b, p, g)
     s = lambda q: jnp.sum(q["u"] * q["v"]) / jnp.sqrt(11.0)  # noqa: E731
     lam = lambda q: (jnp.sum(q["u"] ** 2) + jnp.sum(q["v"] ** 2)) / 11  # noqa: E731
-    ss, ll = dynamics.uv_reduced_dynamics(s(p), lam(p), x, y, eta, 11, 1)
+    ss, ll = uv.reduced_dynamics(s(p), lam(p), x, y, eta, 11, 1)
     np.testing.assert_allclose([ss[1], ll[1]], [s(q), lam(q)], rtol=1e-13)
 
 
@@ -61,7 +62,7 @@ def test_uv_reduced_map_thresholds_are_2_and_4():
     # above 4. Final eta*lambda < 2 whenever it converges.
     rates = jnp.array([1.9, 2.1, 3.0, 3.9, 4.1, 4.5])
     n, lam0, steps = 10_000, 2.0, 3000
-    run = jax.jit(jax.vmap(lambda r: dynamics.uv_reduced_dynamics(
+    run = jax.jit(jax.vmap(lambda r: uv.reduced_dynamics(
         1.0, lam0, jnp.ones(1), jnp.zeros(1), r / lam0, n, steps)))
     with np.errstate(all="ignore"):
         s, lam = (np.asarray(a) for a in run(rates))
@@ -78,13 +79,13 @@ def test_uv_training_matches_the_reduced_map(smoke):
     with jax.enable_x64(True):
         f, p, x, y = cat.uv_problem(cfg["uv_width"], key)
         s0 = float(f(p, x)[0, 0])
-        lam0 = float(dynamics.uv_ntk(p, x)[0, 0])
+        lam0 = float(uv.ntk(p, x)[0, 0])
         np.testing.assert_allclose(r["lam0"], lam0, rtol=1e-12)
         for e, rate in enumerate(r["rates"]):
             if r["phase"][e] == "diverged":
                 continue
-            s, lam = dynamics.uv_reduced_dynamics(s0, lam0, jnp.ones(1), jnp.zeros(1),
-                                                  rate / lam0, cfg["uv_width"], cfg["steps"])
+            s, lam = uv.reduced_dynamics(s0, lam0, jnp.ones(1), jnp.zeros(1), rate / lam0,
+                                         cfg["uv_width"], cfg["steps"])
             live = np.asarray(0.5 * s ** 2) > 1e-20
             np.testing.assert_allclose(r["loss"][e][live], 0.5 * np.asarray(s)[live] ** 2,
                                        rtol=1e-7, atol=1e-14 * r["loss"][e][0])
@@ -179,16 +180,16 @@ def test_sweep_bad_input():
 
 
 def test_uv_bad_input():
-    p = dynamics.uv_init(jax.random.key(0), 4, in_dim=2)
+    p = uv.init(jax.random.key(0), 4, in_dim=2)
     with pytest.raises(ValueError, match="width"):
-        dynamics.uv_init(jax.random.key(0), 0)
+        uv.init(jax.random.key(0), 0)
     with pytest.raises(TypeError, match="dtype"):
-        dynamics.uv_init(jax.random.key(0), 3, dtype=jnp.int32)
+        uv.init(jax.random.key(0), 3, dtype=jnp.int32)
     with pytest.raises(ValueError, match=r"x must have shape \(m, 2\)"):
-        dynamics.uv_apply(p, jnp.ones((3, 3)))
+        uv.apply(p, jnp.ones((3, 3)))
     with pytest.raises(ValueError, match="keys 'u'"):
-        dynamics.uv_ntk({"w": 1}, jnp.ones((3, 2)))
+        uv.ntk({"w": 1}, jnp.ones((3, 2)))
     with pytest.raises(ValueError, match="x and y"):
-        dynamics.uv_reduced_dynamics(1.0, 2.0, jnp.ones(2), jnp.ones(3), 0.1, 10, 5)
+        uv.reduced_dynamics(1.0, 2.0, jnp.ones(2), jnp.ones(3), 0.1, 10, 5)
     with pytest.raises(ValueError, match="steps"):
-        dynamics.uv_reduced_dynamics(1.0, 2.0, jnp.ones(2), jnp.ones(2), 0.1, 10, -1)
+        uv.reduced_dynamics(1.0, 2.0, jnp.ones(2), jnp.ones(2), 0.1, 10, -1)

@@ -13,8 +13,14 @@ import pytest
 from scipy.integrate import solve_ivp
 
 from widelimits import dynamics, kernels, nets
+from widelimits._registry import UnsupportedLayer
 
 P, D = 4, 8
+
+
+def mf(act, depth=1, gamma0=1.0, width=64):
+    """The mean-field spec ``dynamics.dmft`` solves (any width: the DMFT is its N -> inf limit)."""
+    return nets.meanfield_mlp(width, depth, act, gamma0)
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +55,7 @@ def test_lazy_limit_is_ntk_gradient_descent(data):
     x, y, xt = data
     eta, steps, n = 0.2, 20, 20000
     key = jax.random.PRNGKey(1)
-    r0 = dynamics.dmft(x, y, nets.Relu(), gamma0=0.0, eta=eta, steps=steps, key=key,
+    r0 = dynamics.dmft(mf(nets.Relu()), x, y, gamma0=0.0, eta=eta, steps=steps, key=key,
                        n_samples=n, x_test=xt, kernels="equal_time")
     k_hat = np.asarray(r0.ntk[0])
     np.testing.assert_allclose(r0.ntk[-1], k_hat, atol=1e-13)          # no kernel motion
@@ -74,7 +80,7 @@ def test_lazy_limit_is_ntk_gradient_descent(data):
     np.testing.assert_allclose(r0.delta, delta_an, atol=tol)
     np.testing.assert_allclose(r0.f_test, ft_an, atol=tol)
     # gamma0 = 1e-4 differs from gamma0 = 0 by O(gamma0)
-    r1 = dynamics.dmft(x, y, nets.Relu(), gamma0=1e-4, eta=eta, steps=steps, key=key,
+    r1 = dynamics.dmft(mf(nets.Relu(), gamma0=1e-4), x, y, eta=eta, steps=steps, key=key,
                        n_samples=n, x_test=xt, kernels="equal_time")
     assert 0 < np.max(np.abs(np.asarray(r1.f_train) - np.asarray(r0.f_train))) < 1e-3
     assert np.max(np.abs(np.asarray(r1.f_test) - np.asarray(r0.f_test))) < 1e-3
@@ -112,7 +118,7 @@ def test_whitened_two_layer_linear():
     y = np.array([1.0, -0.5, 0.8])
     s = np.linalg.norm(y)
     eta, steps = 0.05, 40
-    res = dynamics.dmft(x, y, nets.Identity(), gamma0=g0, eta=eta, steps=steps,
+    res = dynamics.dmft(mf(nets.Identity(), gamma0=g0), x, y, eta=eta, steps=steps,
                         key=jax.random.PRNGKey(0), method="closed_form", kernels="equal_time",
                         damping=1.0, tol=1e-11, max_iter=100)
     deltas, hs = _whitened_moments(y, g0, eta, steps)
@@ -134,21 +140,22 @@ def test_whitened_two_layer_linear():
     np.testing.assert_allclose(h_long[-1], phi_inf, atol=0.02)
     # the sampled two-layer solver agrees with the operator solution within 5 s.e.
     n = 20000
-    sm = dynamics.dmft(x, y, nets.Identity(), gamma0=g0, eta=eta, steps=steps,
+    sm = dynamics.dmft(mf(nets.Identity(), gamma0=g0), x, y, eta=eta, steps=steps,
                        key=jax.random.PRNGKey(2), n_samples=n, kernels="equal_time")
     assert _maxdiff(sm.f_train, res.f_train) < 5 * 2 * s / np.sqrt(n)
     assert _maxdiff(sm.phi[0, -1], res.phi[0, -1]) < 5 * 3 / np.sqrt(n)
 
 
-DEEP = dict(depth=2, gamma0=1.5, eta=0.1, steps=10, damping=1.0, key=jax.random.PRNGKey(2))
+DEEP_NET = mf(nets.Identity(), depth=2, gamma0=1.5)
+DEEP = dict(eta=0.1, steps=10, damping=1.0, key=jax.random.PRNGKey(2))
 
 
 @pytest.fixture(scope="module")
 def deep_linear(data):
     x, y, xt = data
-    exact = dynamics.dmft(x[:3], y[:3], nets.Identity(), method="closed_form", tol=1e-10,
+    exact = dynamics.dmft(DEEP_NET, x[:3], y[:3], method="closed_form", tol=1e-10,
                           max_iter=60, x_test=xt[:1], **DEEP)
-    sampled = dynamics.dmft(x[:3], y[:3], nets.Identity(), n_samples=6000, tol=1e-8,
+    sampled = dynamics.dmft(DEEP_NET, x[:3], y[:3], n_samples=6000, tol=1e-8,
                             max_iter=60, x_test=xt[:1], **DEEP)
     return exact, sampled
 
@@ -178,7 +185,7 @@ def test_gradient_independence_is_worse(data, deep_linear):
     further from the exact deep linear solution than the sampled DMFT."""
     x, y, xt = data
     exact, sampled = deep_linear
-    gi = dynamics.dmft(x[:3], y[:3], nets.Identity(), n_samples=6000, tol=1e-8, max_iter=60,
+    gi = dynamics.dmft(DEEP_NET, x[:3], y[:3], n_samples=6000, tol=1e-8, max_iter=60,
                        x_test=xt[:1], method="gradient_independence", **DEEP)
     assert gi.method == "gradient_independence"
     e_gi = _maxdiff(gi.f_train, exact.f_train)
@@ -218,7 +225,7 @@ def _width_errors(x, y, dm, widths, seeds, gamma0, eta, steps):
 @pytest.fixture(scope="module")
 def relu_dmft(data):
     x, y, xt = data       # same shapes as the lazy-limit test: one compiled program for both
-    return dynamics.dmft(x, y, nets.Relu(), gamma0=1.0, eta=0.2, steps=20, x_test=xt,
+    return dynamics.dmft(mf(nets.Relu()), x, y, eta=0.2, steps=20, x_test=xt,
                          key=jax.random.PRNGKey(4), n_samples=20000, kernels="equal_time")
 
 
@@ -234,7 +241,7 @@ def test_finite_width_approaches_dmft(data, relu_dmft):
 def test_finite_width_exponent(data):
     """Fitted exponent of the error vs N is -1/2 within 3 standard errors."""
     x, y, _ = data
-    dm = dynamics.dmft(x, y, nets.Relu(), gamma0=1.0, eta=0.2, steps=20, kernels="equal_time",
+    dm = dynamics.dmft(mf(nets.Relu()), x, y, eta=0.2, steps=20, kernels="equal_time",
                        key=jax.random.PRNGKey(4), n_samples=400000)
     widths = np.array([64, 128, 256, 512, 1024, 2048])
     errs = _width_errors(x, y, dm, tuple(widths), 24, 1.0, 0.2, 20)
@@ -277,11 +284,11 @@ def test_deep_tanh_networks_approach_dmft_with_responses():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((3, 8))
     y = np.sign(x[:, 0])
-    kw = dict(depth=2, gamma0=1.5, eta=0.2, steps=10, key=jax.random.PRNGKey(1), n_samples=8000,
-              damping=1.0, tol=1e-8, max_iter=60)
-    dm = np.asarray(dynamics.dmft(x, y, nets.Tanh(), **kw).f_train)
-    gi = np.asarray(dynamics.dmft(x, y, nets.Tanh(), method="gradient_independence",
-                                  **kw).f_train)
+    net = mf(nets.Tanh(), depth=2, gamma0=1.5)
+    kw = dict(eta=0.2, steps=10, key=jax.random.PRNGKey(1), n_samples=8000, damping=1.0,
+              tol=1e-8, max_iter=60)
+    dm = np.asarray(dynamics.dmft(net, x, y, **kw).f_train)
+    gi = np.asarray(dynamics.dmft(net, x, y, method="gradient_independence", **kw).f_train)
     errs, errs_gi = [], []
     for n in (256, 1024, 4096):
         run = jax.jit(lambda k, n=n: _mup_deep_tanh(x, y, 1.5, 0.2, 10, n, 2, k))
@@ -297,7 +304,7 @@ def test_float32(data, relu_dmft):
     """float32 run (its own samples) agrees with the float64 large-sample solution within 5 s.e."""
     x, y, _ = data
     n = 20000
-    r32 = dynamics.dmft(x.astype(np.float32), y.astype(np.float32), nets.Relu(), gamma0=1.0,
+    r32 = dynamics.dmft(mf(nets.Relu()), x.astype(np.float32), y.astype(np.float32),
                         eta=0.2, steps=20, key=jax.random.PRNGKey(7), n_samples=n)
     assert r32.f_train.dtype == jnp.float32 and r32.phi.dtype == jnp.float32
     assert r32.phi.shape == (1, 21, 21, P, P) and r32.ntk.shape == (21, P, P)
@@ -309,68 +316,71 @@ def test_float32(data, relu_dmft):
 
 def test_errors(data):
     x, y, _ = data
-    kw = dict(gamma0=1.0, eta=0.1, steps=5, key=jax.random.PRNGKey(0))
+    relu = mf(nets.Relu())
+    kw = dict(eta=0.1, steps=5, key=jax.random.PRNGKey(0))
     with pytest.raises(ValueError, match="max_memory"):
-        dynamics.dmft(x, y, nets.Relu(), **{**kw, "steps": 400}, n_samples=10**6)
+        dynamics.dmft(relu, x, y, **{**kw, "steps": 400}, n_samples=10**6)
     assert dynamics.dmft_memory(4, 400, n_samples=10**6) > 4 * 2**30
     with pytest.raises(ValueError, match="gamma0"):
-        dynamics.dmft(x, y, nets.Relu(), **{**kw, "gamma0": -1.0})
+        dynamics.dmft(relu, x, y, gamma0=-1.0, **kw)
     with pytest.raises(ValueError, match="eta"):
-        dynamics.dmft(x, y, nets.Relu(), **{**kw, "eta": 0.0})
+        dynamics.dmft(relu, x, y, **{**kw, "eta": 0.0})
     with pytest.raises(TypeError, match="steps"):
-        dynamics.dmft(x, y, nets.Relu(), **{**kw, "steps": 2.5})
+        dynamics.dmft(relu, x, y, **{**kw, "steps": 2.5})
     with pytest.raises(ValueError, match="closed_form"):
-        dynamics.dmft(x, y, nets.Relu(), method="closed_form", **kw)
+        dynamics.dmft(relu, x, y, method="closed_form", **kw)
     with pytest.raises(ValueError, match="method"):
-        dynamics.dmft(x, y, nets.Relu(), method="exact", **kw)
+        dynamics.dmft(relu, x, y, method="exact", **kw)
     with pytest.raises(ValueError, match="y must"):
-        dynamics.dmft(x, y[:2], nets.Relu(), **kw)
+        dynamics.dmft(relu, x, y[:2], **kw)
+    no_activation = nets.serial(nets.Dense(8, b_std=None), nets.Dense(1, b_std=None))
     with pytest.raises(TypeError, match="activation"):
-        dynamics.dmft(x, y, jnp.tanh, **kw)
+        dynamics.dmft(no_activation, x, y, **kw)
     with pytest.raises(ValueError, match="on_fail"):
-        dynamics.dmft(x, y, nets.Relu(), on_fail="ignore", **kw)
+        dynamics.dmft(relu, x, y, on_fail="ignore", **kw)
     with pytest.raises(ValueError, match="gamma0 = 0"):
-        dynamics.dmft(x, y, nets.Relu(), depth=2, **{**kw, "gamma0": 0.0})
+        dynamics.dmft(mf(nets.Relu(), depth=2), x, y, gamma0=0.0, **kw)
 
 
 def test_non_convergence(deep_linear, data):
     x, y, xt = data
     kw = dict(DEEP, method="closed_form", max_iter=2, tol=1e-12, x_test=xt[:1])
     with pytest.warns(RuntimeWarning, match="did not converge"):
-        r = dynamics.dmft(x[:3], y[:3], nets.Identity(), **kw)
+        r = dynamics.dmft(DEEP_NET, x[:3], y[:3], **kw)
     assert not r.converged and len(r.residuals) == 2
     with pytest.raises(RuntimeError, match="did not converge"):
-        dynamics.dmft(x[:3], y[:3], nets.Identity(), on_fail="raise", **kw)
+        dynamics.dmft(DEEP_NET, x[:3], y[:3], on_fail="raise", **kw)
 
 
 def test_deep_linear_long_horizon_continues_in_time(monkeypatch):
     """gamma0^2 L t large: one Jacobi sweep over the whole horizon from the lazy start overshoots
     to inf/nan within a few sweeps; continuation in time (horizons 12, 24, 48) converges, and by
     causality its first 24 steps equal the solution for T = 24."""
-    from widelimits.dynamics import _dmft, _dmft_linear
+    from widelimits.dynamics.dmft import _common, _linear
 
     rng = np.random.default_rng(3)
     x = rng.standard_normal((3, 16))
     y = x @ rng.standard_normal(16) / 4.0
-    kw = dict(depth=5, gamma0=1.5, eta=0.025, max_iter=300, kernels="equal_time")
-    assert _dmft.schedule(48) == [12, 24, 48]
+    net = mf(nets.Identity(), depth=5, gamma0=1.5)
+    kw = dict(eta=0.025, max_iter=300, kernels="equal_time")
+    assert _common.schedule(48) == [12, 24, 48]
     x, y = jnp.asarray(x), jnp.asarray(y)
-    solve = lambda steps, tol: dynamics.dmft(x, y, nets.Identity(), method="closed_form",  # noqa: E731
+    solve = lambda steps, tol: dynamics.dmft(net, x, y, method="closed_form",  # noqa: E731
                                              steps=steps, tol=tol, key=jax.random.key(0), **kw)
     r = solve(48, 1e-8)
     assert r.converged and np.all(np.isfinite(np.asarray(r.delta)))
     half = solve(24, 1e-10)
     assert _maxdiff(r.delta[:25], half.delta) < 1e-7
     # the same fixed point attempted over the whole horizon at once
-    monkeypatch.setattr(_dmft, "schedule", lambda steps: [steps])
-    direct = _dmft_linear.solve_linear(x, y, None, steps=48, damping=0.6, tol=1e-8,
-                                       progress=False, **kw)
+    monkeypatch.setattr(_common, "schedule", lambda steps: [steps])
+    direct = _linear.solve_linear(x, y, None, depth=5, gamma0=1.5, steps=48, damping=0.6,
+                                  tol=1e-8, progress=False, **kw)
     assert not direct.converged
 
 
 def _plain_single_site(act, u, r, w0, dl, phi0, phis, gs, ra, rb, c):
     """One sample's deep single-site trajectory, written out step by step from the equations in
-    ``_dmft_deep``'s docstring (no blocks, no running sums): u (L, T+1, Q), r (L-1, T+1, Q).
+    ``dynamics.dmft._deep``'s docstring (no blocks, no running sums): u (L, T+1, Q), r (L-1, T+1, Q).
     Returns phi(h), g histories, (L, T+1, Q) each."""
     depth, t1, q = u.shape
     dphi = jax.vmap(jax.grad(act.fn))
@@ -407,25 +417,25 @@ def test_deep_sweep_and_responses_match_the_plain_single_site_process(dtype):
     * from the sweep's sources, the plain process gives the sweep's fields;
     * RA^l = <d phi(h^l) / d r^l> and RB^l = <d g^{l+1} / d u^{l+1}> equal the sample means of
       jax.jacfwd of the plain process (all sources of all layers at once)."""
-    from widelimits.dynamics import _dmft_deep, _dmft_sweep
+    from widelimits.dynamics.dmft import _deep, _sweep
 
     rng = np.random.default_rng(5)
     depth, steps, p, n = 3, 17, 3, 8
     jit = 1e-12 if dtype == np.float64 else 1e-3
     x, y = rng.standard_normal((p + 1, 5)).astype(dtype), rng.standard_normal(p).astype(dtype)
     act, g0, eta = nets.Tanh(), 1.5, 0.1
-    phi0, noise = _dmft_deep._start(jnp.asarray(x), jnp.asarray(y), jax.random.key(0),
+    phi0, noise = _deep._start(jnp.asarray(x), jnp.asarray(y), jax.random.key(0),
                                     depth=depth, steps=steps, n_samples=n)
-    _, state = _dmft_deep._horizon(phi0, noise, y, depth, steps)
+    _, state = _deep._horizon(phi0, noise, y, depth, steps)
     for _ in range(2):                                               # nonzero responses
-        state = _dmft_deep._iteration_jit(act, state, noise, phi0, y, g0, eta, 1.0, jit,
+        state = _deep._iteration_jit(act, state, noise, phi0, y, g0, eta, 1.0, jit,
                                           responses=True, chunk=4)[0]
-    assert len(_dmft_deep._blocks(steps + 1)) == 2
+    assert len(_deep._blocks(steps + 1)) == 2
     ra, rb = state[3], state[4]
-    fields = _dmft_sweep.sweep(act, noise, phi0, y, ra, rb, g0, eta, jit)
+    fields = _sweep.sweep(act, noise, phi0, y, ra, rb, g0, eta, jit)
     c = g0 * eta / p
     st = (fields["delta"], fields["phi"], fields["g"], ra, rb)
-    got_ra, got_rb = _dmft_deep._responses(act, st, phi0, fields, c, 4)
+    got_ra, got_rb = _deep._responses(act, st, phi0, fields, c, 4)
     delta, phis, gs, ra, rb = (np.asarray(a, np.float64) for a in st)
     t1, q = steps + 1, p + 1
     u, r = (np.asarray(fields[k], np.float64).transpose(3, 0, 1, 2) for k in ("u", "r"))
@@ -463,3 +473,67 @@ def test_deep_sweep_and_responses_match_the_plain_single_site_process(dtype):
                       (got_rb, want_rb.transpose(0, 1, 3, 2, 4))):
         assert _maxdiff(got, want) < tol * max(1.0, float(np.max(np.abs(want))))
     assert float(np.max(np.abs(want_ra))) > 1e-3 and float(np.max(np.abs(want_rb))) > 1e-2
+
+
+def test_the_spec_defines_the_network(data):
+    """``dynamics.dmft`` reads depth, activation and gamma0 = 1 / (readout w_std sqrt(N)) from
+    the mean-field spec: the spec's gamma0 and an explicit ``gamma0=`` (overriding another
+    spec's, of another width) give one result to round-off, as does the same network written
+    out by hand (nested serials included); the width itself does not matter."""
+    x, y, xt = data
+    g0 = 0.7
+    kw = dict(eta=0.2, steps=6, key=jax.random.PRNGKey(3), n_samples=500, x_test=xt)
+    spec = dynamics.dmft(mf(nets.Tanh(), gamma0=g0, width=100), x, y, **kw)
+    explicit = dynamics.dmft(mf(nets.Tanh(), gamma0=3.0, width=7), x, y, gamma0=g0, **kw)
+    n = 10
+    hand = nets.serial(nets.serial(nets.Dense(n, w_std=1.0, b_std=None), nets.Tanh()),
+                       nets.Dense(1, w_std=1 / (g0 * np.sqrt(n)), b_std=None))
+    by_hand = dynamics.dmft(hand, x, y, **kw)
+    for other in (explicit, by_hand):
+        for name in ("f_train", "f_test", "phi", "g", "ntk"):
+            np.testing.assert_allclose(getattr(other, name), getattr(spec, name), rtol=1e-10,
+                                       atol=1e-12, err_msg=name)
+    assert _maxdiff(spec.f_train, dynamics.dmft(mf(nets.Tanh(), gamma0=1.4), x, y,
+                                                **kw).f_train) > 1e-3   # gamma0 matters
+    # the depth comes from the spec too (deep linear network, operator equations)
+    deep = dict(method="closed_form", eta=0.1, steps=4, key=jax.random.PRNGKey(0), tol=1e-10)
+    a = dynamics.dmft(mf(nets.Identity(), depth=3, gamma0=g0), x[:3], y[:3], **deep)
+    b = dynamics.dmft(mf(nets.Identity(), depth=3, width=5), x[:3], y[:3], gamma0=g0, **deep)
+    assert a.phi.shape[0] == 3
+    np.testing.assert_allclose(a.f_train, b.f_train, rtol=1e-10, atol=1e-12)
+
+
+def _dense(width, **kw):
+    return nets.Dense(width, **({"b_std": None} | kw))
+
+
+NOT_MEANFIELD = [
+    (nets.serial(_dense(8), nets.LayerNorm(), nets.Relu(), _dense(1)), UnsupportedLayer,
+     r"dynamics\.dmft: no mean-field rule for LayerNorm at serial\[1\]"),
+    (nets.serial(_dense(8), nets.Relu(), nets.residual(_dense(8)), _dense(1)), UnsupportedLayer,
+     "Residual"),
+    (nets.mlp(8, 1, nets.Relu()), ValueError, r"has a bias \(b_std=0.0\)"),
+    (nets.meanfield_mlp(8, 1, out_width=2), ValueError, "2 outputs"),
+    (nets.serial(_dense(8, parameterization="standard"), nets.Relu(), _dense(1)), ValueError,
+     "parameterization='standard'"),
+    (nets.serial(_dense(8, weights="orthogonal"), nets.Relu(), _dense(1)), ValueError,
+     "Gaussian weights"),
+    (nets.serial(_dense(8, w_std=2.0), nets.Relu(), _dense(1)), ValueError, "w_std=1"),
+    (nets.serial(_dense(8), nets.Relu(), _dense(8), nets.Tanh(), _dense(1)), ValueError,
+     "one activation"),
+    (nets.serial(_dense(8), nets.Relu(), _dense(4), nets.Relu(), _dense(1)), ValueError,
+     "one width"),
+    (nets.serial(_dense(8), _dense(8), nets.Relu(), _dense(1)), TypeError,
+     r"serial\[0\].*must be followed by an activation"),
+    (nets.serial(nets.Relu(), _dense(1)), TypeError, "must follow a hidden Dense"),
+    (nets.serial(_dense(8), nets.Relu()), TypeError, "must end in the readout"),
+    (_dense(1), TypeError, "at least one hidden layer"),
+    (jnp.tanh, TypeError, "meanfield_mlp"),
+]
+
+
+@pytest.mark.parametrize("net, err, match", NOT_MEANFIELD)
+def test_a_spec_that_is_not_mean_field_is_refused(data, net, err, match):
+    x, y, _ = data
+    with pytest.raises(err, match=match):
+        dynamics.dmft(net, x, y, eta=0.1, steps=2, key=jax.random.PRNGKey(0))

@@ -1,4 +1,4 @@
-"""The grokking model of Kumar et al. 2024 (``dynamics.grok_*``) and its reproduction
+"""The grokking model of Kumar et al. 2024 (``models.grokking``) and its reproduction
 ``reproduce.grokking_lazy_rich`` (Figs. 1b and 3a) at the smoke size."""
 
 import jax
@@ -9,6 +9,7 @@ import pytest
 
 from tests.conftest import rtol_for
 from widelimits import dynamics, kernels
+from widelimits.models import grokking
 from widelimits.reproduce import REGISTRY, grokking_lazy_rich as gl
 
 from ._repro import assert_png, forbid
@@ -36,23 +37,23 @@ def _brute_f(w, x, alpha, eps):  # numpy float64, one neuron at a time
 def test_network_equals_sufficient_statistics_formula(dtype):
     w, x, _, _ = _problem(dtype)
     want = _brute_f(w, x, ALPHA, EPS)
-    f = dynamics.grok_apply(w, x, ALPHA, EPS)
-    g = dynamics.grok_stats_apply(dynamics.grok_stats(w), x, ALPHA, EPS)
+    f = grokking.apply(w, x, ALPHA, EPS)
+    g = grokking.stats_apply(grokking.stats(w), x, ALPHA, EPS)
     assert f.dtype == dtype and g.dtype == dtype
     np.testing.assert_allclose(f, want, rtol=rtol_for(dtype), atol=1e-6)
     np.testing.assert_allclose(g, want, rtol=rtol_for(dtype), atol=1e-6)
     # jit and vmap over alpha
     if dtype == jnp.float32:
         return
-    fa = jax.jit(jax.vmap(lambda a: dynamics.grok_apply(w, x, a, EPS)))(jnp.array([0.5, 2.0]))
+    fa = jax.jit(jax.vmap(lambda a: grokking.apply(w, x, a, EPS)))(jnp.array([0.5, 2.0]))
     np.testing.assert_allclose(fa[1], 4 * fa[0], rtol=rtol_for(dtype))
 
 
 def test_ntk_closed_form_equals_empirical_ntk(dtype):
     w, x, _, _ = _problem(dtype)
     xt = x[:7] * 1.3 + 0.1
-    emp = kernels.empirical_ntk(lambda p, z: dynamics.grok_apply(p, z, ALPHA, EPS), w, xt, x)
-    ours = dynamics.grok_ntk(dynamics.grok_stats(w), xt, x, ALPHA, EPS, w.shape[0])
+    emp = kernels.empirical_ntk(lambda p, z: grokking.apply(p, z, ALPHA, EPS), w, xt, x)
+    ours = grokking.ntk(grokking.stats(w), xt, x, ALPHA, EPS, w.shape[0])
     np.testing.assert_allclose(ours, emp, rtol=rtol_for(dtype, f32=1e-4), atol=1e-7)
 
 
@@ -60,7 +61,7 @@ def test_one_gd_step_equals_hand_computed_update():
     w, x, beta, w0 = _problem(jnp.float64)
     n, d = w.shape
     p = x.shape[0]
-    y = np.asarray(dynamics.grok_target(x, beta))
+    y = np.asarray(grokking.target(x, beta))
     np.testing.assert_allclose(y, 0.5 * (np.asarray(x) @ np.asarray(beta)) ** 2, rtol=1e-14)
     lr = 3.0
     # By hand: Delta = f_c - y, grad_{w_i} L = (1/P) sum_mu Delta_mu (alpha/N) phi'(h_i,mu) x_mu
@@ -69,82 +70,82 @@ def test_one_gd_step_equals_hand_computed_update():
     grad = np.stack([(delta * (1 + EPS * (xn @ wi))) @ xn for wi in wn]) * ALPHA / (n * p)
     w1 = wn - lr * grad
     # the reduced dynamics starts from W's statistics, centred at W0: give it the offset
-    s0 = dynamics.grok_stats(w0)
-    s = dynamics.grok_stats(w)
-    run = dynamics.grok_gd(s, x, y + np.asarray(dynamics.grok_stats_apply(
-        dynamics.GrokStats(s0.wbar - s.wbar, s0.m - s.m), x, ALPHA, EPS)), alpha=ALPHA,
+    s0 = grokking.stats(w0)
+    s = grokking.stats(w)
+    run = grokking.gradient_descent(s, x, y + np.asarray(grokking.stats_apply(
+        grokking.Stats(s0.wbar - s.wbar, s0.m - s.m), x, ALPHA, EPS)), alpha=ALPHA,
         epsilon=EPS, learning_rate=lr, width=n, steps=1)
-    want = dynamics.grok_stats(w1)
+    want = grokking.stats(w1)
     np.testing.assert_allclose(run.stats.wbar, want.wbar, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(run.stats.m, want.m, rtol=1e-12, atol=1e-14)
 
 
 def test_reduced_gd_equals_training_the_weights():
-    # dynamics.train on the N x D weights of the centred network vs grok_gd on (wbar, M).
+    # dynamics.train on the N x D weights of the centred network vs gradient_descent on (wbar, M).
     w, x, beta, _ = _problem(jnp.float64, d=5, n=8, p=16, seed=1)
     xt = jax.random.normal(jax.random.key(9), (30, 5), jnp.float64) / 5 ** 0.5
-    y, yt = dynamics.grok_target(x, beta), dynamics.grok_target(xt, beta)
+    y, yt = grokking.target(x, beta), grokking.target(xt, beta)
     alpha, lr, steps = 0.5, 0.5 * 8 / 0.5 ** 2, 60
-    f0 = lambda z: dynamics.grok_apply(w, z, alpha, EPS)  # noqa: E731
-    centred = lambda p, z: dynamics.grok_apply(p, z, alpha, EPS) - f0(z)  # noqa: E731
+    f0 = lambda z: grokking.apply(w, z, alpha, EPS)  # noqa: E731
+    centred = lambda p, z: grokking.apply(p, z, alpha, EPS) - f0(z)  # noqa: E731
     net = dynamics.train(centred, w, x, y, optax.sgd(lr), steps, x_test=xt, y_test=yt,
                          record_every=20, progress=False)
 
     def reduced(a):  # vmapped over alpha below: one compilation for both members
-        return dynamics.grok_gd(dynamics.grok_stats(w), x, y, alpha=a, epsilon=EPS,
-                                learning_rate=lr, width=8, steps=steps, record_every=20,
-                                x_test=xt, y_test=yt, beta=beta)
+        return grokking.gradient_descent(grokking.stats(w), x, y, alpha=a, epsilon=EPS,
+                                         learning_rate=lr, width=8, steps=steps,
+                                         record_every=20, x_test=xt, y_test=yt, beta=beta)
 
     both = jax.vmap(reduced)(jnp.array([alpha, 2.0]))
     red = jax.tree.map(lambda v: v[0], both)
     np.testing.assert_allclose(red.mse_train, 2 * net.loss, rtol=1e-10)  # train: 1/2 mean
     np.testing.assert_allclose(red.mse_test, 2 * net.loss_test, rtol=1e-10)
-    final = dynamics.grok_stats(net.params)
+    final = grokking.stats(net.params)
     np.testing.assert_allclose(red.stats.m, final.m, rtol=1e-10, atol=1e-13)
     assert red.mse_train[-1] < 0.5 * red.mse_train[0]
     # the other vmapped member (alpha = 2) is the run on its own
-    alone = dynamics.grok_gd(dynamics.grok_stats(w), x, y, alpha=2.0, epsilon=EPS,
-                             learning_rate=lr, width=8, steps=steps, record_every=20)
+    alone = grokking.gradient_descent(grokking.stats(w), x, y, alpha=2.0, epsilon=EPS,
+                                      learning_rate=lr, width=8, steps=steps, record_every=20)
     np.testing.assert_allclose(both.mse_train[1], alone.mse_train, rtol=1e-10)
 
 
 def test_population_mse_closed_form_against_monte_carlo():
     w, x, beta, w0 = _problem(jnp.float64, d=6, n=10)
     d = 6
-    s, s0 = dynamics.grok_stats(w), dynamics.grok_stats(w0)
-    exact = float(dynamics.grok_population_mse(s, s0, beta, ALPHA, EPS))
+    s, s0 = grokking.stats(w), grokking.stats(w0)
+    exact = float(grokking.population_mse(s, s0, beta, ALPHA, EPS))
     z = np.asarray(jax.random.normal(jax.random.key(3), (400_000, d), jnp.float64)) / d ** 0.5
-    diff = dynamics.grok_stats_apply(dynamics.GrokStats(s.wbar - s0.wbar, s.m - s0.m), z,
-                                     ALPHA, EPS) - dynamics.grok_target(z, beta)
+    diff = grokking.stats_apply(grokking.Stats(s.wbar - s0.wbar, s.m - s0.m), z,
+                                ALPHA, EPS) - grokking.target(z, beta)
     sq = np.asarray(diff) ** 2
     zscore = (sq.mean() - exact) / (sq.std() / np.sqrt(sq.size))
     assert abs(zscore) < 4, (sq.mean(), exact, zscore)
     # at initialisation the error is E y^2 = 3 (|beta|^2 / D)^2 / 4
-    at0 = dynamics.grok_population_mse(s0, s0, beta, ALPHA, EPS)
+    at0 = grokking.population_mse(s0, s0, beta, ALPHA, EPS)
     np.testing.assert_allclose(at0, 0.75 * (float(beta @ beta) / d) ** 2, rtol=1e-12)
 
 
 def test_bad_input_raises():
     w, x, beta, _ = _problem(jnp.float64)
-    s = dynamics.grok_stats(w)
+    s = grokking.stats(w)
     with pytest.raises(ValueError, match="share D"):
-        dynamics.grok_apply(w, x[:, :3], 1.0, 0.1)
+        grokking.apply(w, x[:, :3], 1.0, 0.1)
     with pytest.raises(ValueError, match="shape \\(n, D\\)"):
-        dynamics.grok_stats(w[0])
-    with pytest.raises(TypeError, match="GrokStats"):
-        dynamics.grok_stats_apply((s.wbar, s.m), x, 1.0, 0.1)
-    y = dynamics.grok_target(x, beta)
+        grokking.stats(w[0])
+    with pytest.raises(TypeError, match="grokking.Stats"):
+        grokking.stats_apply((s.wbar, s.m), x, 1.0, 0.1)
+    y = grokking.target(x, beta)
     kw = dict(alpha=1.0, epsilon=0.1, learning_rate=1.0, width=10)
     with pytest.raises(ValueError, match="multiple of record_every"):
-        dynamics.grok_gd(s, x, y, steps=10, record_every=3, **kw)
+        grokking.gradient_descent(s, x, y, steps=10, record_every=3, **kw)
     with pytest.raises(ValueError, match="steps must be a positive int"):
-        dynamics.grok_gd(s, x, y, steps=0, **kw)
+        grokking.gradient_descent(s, x, y, steps=0, **kw)
     with pytest.raises(ValueError, match="y \\(P,\\)"):
-        dynamics.grok_gd(s, x, y[:-1], steps=1, **kw)
+        grokking.gradient_descent(s, x, y[:-1], steps=1, **kw)
     with pytest.raises(ValueError, match="x_test and y_test"):
-        dynamics.grok_gd(s, x, y, steps=1, x_test=x, **kw)
+        grokking.gradient_descent(s, x, y, steps=1, x_test=x, **kw)
     with pytest.raises(ValueError, match="width must be a positive int"):
-        dynamics.grok_gd(s, x, y, steps=1, **(kw | {"width": 0}))
+        grokking.gradient_descent(s, x, y, steps=1, **(kw | {"width": 0}))
     with pytest.raises(ValueError, match="size must be one of"):
         gl.run("huge")
 

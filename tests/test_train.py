@@ -10,8 +10,8 @@ import optax
 import pytest
 
 from tests.conftest import rtol_for
-from widelimits import dynamics, kernels, nets
-from widelimits.dynamics import _checkpoint, _train
+from widelimits import _resume, dynamics, kernels, nets
+from widelimits.dynamics.training import _train
 
 NET = nets.mlp(8, 1, nets.Tanh(), out_width=2, b_std=0.3)
 N, D, E = 5, 3, 3
@@ -131,20 +131,20 @@ def test_resume_after_kill_is_bit_identical(tmp_path, monkeypatch):
     ck = tmp_path / "run"
 
     calls = []
-    real_save, real_chunk = _checkpoint.save, _train._chunk_jit
+    real_save, real_chunk = _resume.save, _train._chunk_jit
 
-    def save_then_die(path, arrays):
-        real_save(path, arrays)
+    def save_then_die(path, arrays, fp):
+        real_save(path, arrays, fp)
         raise KeyboardInterrupt("simulated kill")
 
     def counting_chunk(*args):
         calls.append(1)
         return real_chunk(*args)
 
-    monkeypatch.setattr(_checkpoint, "save", save_then_die)
+    monkeypatch.setattr(_resume, "save", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         dynamics.train(f_quad, p0, x, y, opt, 9, progress=False, checkpoint=ck, **kw)
-    monkeypatch.setattr(_checkpoint, "save", real_save)
+    monkeypatch.setattr(_resume, "save", real_save)
     monkeypatch.setattr(_train, "_chunk_jit", counting_chunk)
     resumed = dynamics.train(f_quad, p0, x, y, opt, 9, progress=True, checkpoint=ck, **kw)
     assert len(calls) == 5  # 6 records (0, 2, .., 8, 9), one per chunk; the first was saved
@@ -189,8 +189,8 @@ def test_errors():
     cases = [
         (dict(y=y[:3]), ValueError, "same number of examples"),
         (dict(y=y[:, :1]), ValueError, "must have the same shape"),
-        (dict(steps=0), ValueError, "steps must be an int >= 1"),
-        (dict(steps=2.5), TypeError, "steps must be an int"),
+        (dict(steps=0), ValueError, "steps must be a positive int"),
+        (dict(steps=2.5), TypeError, "steps must be a positive int"),
         (dict(record_every=0), ValueError, "record_every"),
         (dict(ntk_at=(0, 4)), ValueError, r"ntk_at steps must lie in \[0, steps=3\]"),
         (dict(ntk_at=(-1,)), ValueError, "ntk_at"),

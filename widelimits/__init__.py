@@ -5,7 +5,8 @@ get its finite version (``net.init``/``net.apply``), its infinite-width NNGP/NTK
 (``kernels.analytic``), its training dynamics in the kernel and feature-learning limits
 (``dynamics``) and comparisons of finite widths with those limits (``compare``). ``signal``
 (signal propagation, criticality), ``finite`` (finite-width output distributions) and
-``depth`` (residual depth limits) hold the depth and 1/n theory.
+``depth`` (residual depth limits) hold the depth and 1/n theory; ``models`` holds the solvable
+models of the reproduced papers (grokking, uv).
 """
 
 from . import (
@@ -14,9 +15,11 @@ from . import (
     dynamics as dynamics,
     finite as finite,
     kernels as kernels,
+    models as models,
     nets as nets,
     signal as signal,
 )
 
 __version__ = "0.2.0"
-__all__ = ["compare", "depth", "dynamics", "finite", "kernels", "nets", "signal", "__version__"]
+__all__ = ["compare", "depth", "dynamics", "finite", "kernels", "models", "nets", "signal",
+           "__version__"]

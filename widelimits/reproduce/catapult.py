@@ -14,7 +14,7 @@ We therefore set
 so that the lazy/catapult boundary is eta lambda_0 = 2 whatever m and k. For the uv model
 f(x) = v^T u x / sqrt(n) on the paper's single example (x = 1, y = 0) this lambda_0 is the
 paper's lambda = (|u|^2 + |v|^2) / n and the paper's loss is ours, so its thresholds
-eta lambda_0 = 2 and 4 carry over unchanged (``dynamics.uv_reduced_dynamics`` gives the exact
+eta lambda_0 = 2 and 4 carry over unchanged (``models.uv.reduced_dynamics`` gives the exact
 two-variable map).
 
 Models (one panel row each): the uv model (width ``uv_width``, the paper's setup); a
@@ -47,6 +47,7 @@ import optax
 from tqdm import tqdm
 
 from .. import dynamics, kernels, nets
+from ..models import uv
 from ._common import check_size, new_figure, save_figure
 
 __all__ = ["CONFIGS", "MODELS", "PHASES", "CONVERGED", "IN_DIM", "N_TRAIN", "uv_problem",
@@ -75,11 +76,10 @@ def make_net(width: int):
 
 def uv_problem(width: int, key):
     """The uv model on the paper's single example: ``(f, params0, x, y)`` with x = [[1]],
-    y = [[0]] and ``params0 = dynamics.uv_init(key, width)`` in float64 (call under
+    y = [[0]] and ``params0 = models.uv.init(key, width)`` in float64 (call under
     ``jax.enable_x64(True)``, as ``run`` does)."""
-    params0 = dynamics.uv_init(key, width, dtype=jnp.float64)
-    return dynamics.uv_apply, params0, jnp.ones((1, 1), jnp.float64), jnp.zeros((1, 1),
-                                                                                jnp.float64)
+    params0 = uv.init(key, width, dtype=jnp.float64)
+    return uv.apply, params0, jnp.ones((1, 1), jnp.float64), jnp.zeros((1, 1), jnp.float64)
 
 
 def relu_problem(width: int, key):

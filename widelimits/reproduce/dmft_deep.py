@@ -101,9 +101,10 @@ def _solve(name, c, seed, method):
         kw = (dict(n_samples=c["n_samples"], max_iter=c["max_iter"], tol=1e-3,
                    damping=c.get("damping", 0.6))
               if name == "tanh" else dict(max_iter=200, tol=1e-6))
-        return dynamics.dmft(x, y, _activation(name), depth=c["depth"], gamma0=c["gamma0"],
-                             eta=c["eta"], steps=c["steps"], key=jax.random.key(seed + 1),
-                             method=method, kernels="equal_time", progress=True, **kw)
+        net = nets.meanfield_mlp(100, c["depth"], _activation(name), c["gamma0"])  # any width
+        return dynamics.dmft(net, x, y, eta=c["eta"], steps=c["steps"],
+                             key=jax.random.key(seed + 1), method=method, kernels="equal_time",
+                             progress=True, **kw)
 
 
 def _dmft_piece(name, c, seed):

@@ -90,9 +90,9 @@ def _one_gamma(gamma0, cfg, key, x, y):
     """DMFT and ``cfg['seeds']`` width-N networks at one gamma0."""
     steps, width = cfg["steps"], cfg["width"]
     kd, kn = jax.random.split(key)
-    dm = dynamics.dmft(x, y, nets.Relu(), depth=1, gamma0=gamma0, eta=ETA, steps=steps, key=kd,
-                       n_samples=cfg["n_samples"], kernels="equal_time")
     net = nets.meanfield_mlp(width, 1, nets.Relu(), gamma0)
+    dm = dynamics.dmft(net, x, y, eta=ETA, steps=steps, key=kd, n_samples=cfg["n_samples"],
+                       kernels="equal_time")
     keys = jax.random.split(kn, cfg["seeds"])
     params0 = jax.tree.map(lambda a: a.astype(x.dtype), jax.vmap(net.init, (0, None))(keys, x.shape))
     opt_state = jax.vmap(OPTIMIZER.init)(params0)

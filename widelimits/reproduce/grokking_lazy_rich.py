@@ -20,7 +20,7 @@ at which they fall below 0.1 and the grokking amount is t_test − t_train.
   generalises with little delay; the delay grows with α; large α stays lazy (the test error never
   reaches 0.1 within the run).
 
-The training runs use ``dynamics.grok_gd``: gradient descent on the sufficient statistics
+The training runs use ``models.grokking.gradient_descent``: gradient descent on the sufficient statistics
 (w̄, M), which is exact for this network (its φ' is affine, so every neuron takes the same affine
 step) and about P N D / (P D² + D³) times cheaper than stepping the N × D weights with
 ``dynamics.train`` (the tests check that the two agree to round-off).
@@ -44,6 +44,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .. import dynamics, kernels
+from ..models import grokking
 from ._common import check_size, new_figure, save_figure
 
 __all__ = ["CONFIGS", "THRESHOLD", "N_TEST", "make_problem", "first_below", "run", "plot", "load"]
@@ -77,8 +78,8 @@ def make_problem(d: int, p: int, n: int, seed: int = 0, n_test: int = N_TEST):
     x = jax.random.normal(kx, (p, d), f32) / d ** 0.5
     x_test = jax.random.normal(kt, (n_test, d), f32) / d ** 0.5
     w0 = jax.random.normal(kw, (n, d), f32)
-    return dict(beta=beta, x=x, y=dynamics.grok_target(x, beta), x_test=x_test,
-                y_test=dynamics.grok_target(x_test, beta), w0=w0)
+    return dict(beta=beta, x=x, y=grokking.target(x, beta), x_test=x_test,
+                y_test=grokking.target(x_test, beta), w0=w0)
 
 
 def first_below(steps, values, threshold: float = THRESHOLD) -> float:
@@ -89,10 +90,11 @@ def first_below(steps, values, threshold: float = THRESHOLD) -> float:
 
 def _train(cfg, prob, alpha):
     lr = cfg["eta0"] * cfg["n"] / alpha ** 2
-    res = dynamics.grok_gd(dynamics.grok_stats(prob["w0"]), prob["x"], prob["y"], alpha=alpha,
-                           epsilon=cfg["epsilon"], learning_rate=lr, width=cfg["n"],
-                           steps=cfg["steps"], record_every=cfg["record_every"],
-                           x_test=prob["x_test"], y_test=prob["y_test"], beta=prob["beta"])
+    res = grokking.gradient_descent(grokking.stats(prob["w0"]), prob["x"], prob["y"],
+                                    alpha=alpha, epsilon=cfg["epsilon"], learning_rate=lr,
+                                    width=cfg["n"], steps=cfg["steps"],
+                                    record_every=cfg["record_every"], x_test=prob["x_test"],
+                                    y_test=prob["y_test"], beta=prob["beta"])
     return {"train": np.asarray(res.mse_train), "test": np.asarray(res.mse_test),
             "population": np.asarray(res.mse_population)}
 
@@ -101,7 +103,7 @@ def _linearised(cfg, prob, steps):
     """Gradient descent of the linearised network (initial empirical NTK) and the ridgeless
     initial-NTK kernel regression: MSEs on train and test at ``steps``, and the t = ∞ test MSE."""
     alpha, eps = cfg["alpha"], cfg["epsilon"]
-    net = lambda w, x: dynamics.grok_apply(w, x, alpha, eps)  # noqa: E731
+    net = lambda w, x: grokking.apply(w, x, alpha, eps)  # noqa: E731
     k_tt = kernels.empirical_ntk(net, prob["w0"], prob["x"])
     k_st = kernels.empirical_ntk(net, prob["w0"], prob["x_test"], prob["x"])
     lr = cfg["eta0"] * cfg["n"] / alpha ** 2

@@ -8,11 +8,12 @@ evolve as linear models under gradient descent", eqs. 15-16):
   cov   Σ_t     = K_** + A_t K A_tᵀ − A_t K_X* − K_*X A_tᵀ,   A_t = Θ_*X Θ^{-1} (I − E_t),
 
 with ``E_t = exp(−ηΘt / Y.size)`` (or its discrete / momentum counterparts, see
-``_gradient_flow``); on the train points ``μ_t = (I − E_t) Y`` and ``Σ_t = E_t K E_t``. t = ∞
-gives the NTK-GP; training with K instead of Θ (``get="nngp"``) gives, at t = ∞, the Bayesian
-NNGP posterior (:func:`gp_inference`). Loss, time and ``diag_reg`` conventions are those of
-``_gradient_flow`` (``½ mean`` loss, t in steps of size η, ``diag_reg`` absolute, added to the
-training kernel). Covariances are per output: a k-output network has covariance ``Σ ⊗ I_k``.
+:func:`gradient_descent_mse`); on the train points ``μ_t = (I − E_t) Y`` and
+``Σ_t = E_t K E_t``. t = ∞ gives the NTK-GP; training with K instead of Θ (``get="nngp"``)
+gives, at t = ∞, the Bayesian NNGP posterior (:func:`gp_inference`). Loss, time and
+``diag_reg`` conventions are those of :func:`gradient_descent_mse` (``½ mean`` loss, t in steps
+of size η, ``diag_reg`` absolute, added to the training kernel). Covariances are per output: a
+k-output network has covariance ``Σ ⊗ I_k``.
 """
 
 from __future__ import annotations
@@ -23,28 +24,34 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from ._gradient_flow import (
-    _concrete,
+from ._args import (
     check_conditioning,
     check_finite,
+    check_rate,
     check_targets,
     check_test_train,
     check_times,
-    decay,
     float_dtype,
     kernel_array,
     pinv_evals,
     psd_eigh,
 )
+from ._gradient_flow import decay
 
 __all__ = ["Gaussian", "EnsemblePredictor", "gradient_descent_mse_ensemble", "gp_inference"]
 
 
 class Gaussian(NamedTuple):
     """A Gaussian over predictions: ``mean`` (..., m, k) or (..., m) like the targets, and the
-    per-output ``covariance`` (..., m, m) (None when not computed)."""
+    per-output ``covariance`` (..., m, m) (None when not computed).
+
+    >>> import jax.numpy as jnp
+    >>> from widelimits import dynamics
+    >>> g = dynamics.gp_inference(jnp.eye(2), jnp.array([1.0, 0.0]), diag_reg=1.0)
+    >>> [float(v) for v in g.mean], g.covariance.shape   # posterior at the train points
+    ([0.5, 0.0], (2, 2))
+    """
 
     mean: jax.Array
     covariance: jax.Array | None
@@ -79,6 +86,13 @@ class EnsemblePredictor:
       ``Kernel`` or array for ``get="nngp"``): the test points, mean S + (m, k); the
       covariance S + (m, m) needs ``k_test_test`` (``Kernel`` — its ``.nngp`` — or (m, m) NNGP
       array), else it is None.
+
+    >>> import jax.numpy as jnp
+    >>> from widelimits import dynamics
+    >>> ens = dynamics.gradient_descent_mse_ensemble((jnp.eye(2), jnp.eye(2)), jnp.ones(2))
+    >>> g = ens(t=jnp.array([0.0, jnp.inf]))       # at t = 0 the prior, at t = inf the data
+    >>> g.mean.tolist(), [float(c[0, 0]) for c in g.covariance]
+    ([[0.0, 0.0], [1.0, 1.0]], [1.0, 0.0])
     """
 
     evals: jax.Array  # (n,) of the training kernel + diag_reg
@@ -94,7 +108,7 @@ class EnsemblePredictor:
         dtype = self.evecs.dtype
         n = self.evecs.shape[0]
         y = self.y_train
-        times, mode = check_times(t, steps, self.momentum, dtype, self.evals)
+        times, mode = check_times(t, steps, dtype, self.evals)
         kt = kx = ktt = None
         if k_test_train is not None:
             single = self.get == "nngp"
@@ -154,6 +168,14 @@ def gradient_descent_mse_ensemble(k_train_train, y_train, learning_rate=1.0, dia
     Returns an :class:`EnsemblePredictor` (one ``eigh``) giving ``Gaussian(mean, covariance)``
     at any array of times; Lee et al. 2019, eqs. 15-16; t = ∞ is the NTK-GP (``get="ntk"``) or
     the NNGP posterior mean/covariance (``get="nngp"``, :func:`gp_inference`).
+
+    >>> import jax.numpy as jnp
+    >>> from widelimits import dynamics, kernels, nets
+    >>> x = jnp.array([[1.0, 0.0], [0.0, 1.0]])
+    >>> k = kernels.analytic(nets.mlp(1, 1, nets.Relu()), x)
+    >>> ens = dynamics.gradient_descent_mse_ensemble(k, jnp.array([1.0, -1.0]))
+    >>> [round(float(v), 4) for v in ens(t=jnp.inf).mean]   # the NTK-GP fits the train points
+    [1.0, -1.0]
     """
     get = _get(get)
     single = get == "nngp"
@@ -165,12 +187,7 @@ def gradient_descent_mse_ensemble(k_train_train, y_train, learning_rate=1.0, dia
     n = evecs.shape[0]
     k = _square(k, n, "k_train_train (nngp)").astype(dtype)
     k = 0.5 * (k + k.T)
-    mom = None if momentum is None else jnp.asarray(momentum, dtype)
-    if mom is not None and _concrete(mom) and not 0 <= float(mom) < 1:
-        raise ValueError(f"momentum must be in [0, 1), got {float(mom)}")
-    lr = jnp.asarray(learning_rate, dtype)
-    if _concrete(lr) and not (np.isfinite(float(lr)) and float(lr) > 0):
-        raise ValueError(f"learning_rate must be a finite positive number, got {float(lr)}")
+    lr, mom = check_rate(learning_rate, momentum, dtype)
     return EnsemblePredictor(evals=evals, evecs=evecs, nngp=k,
                              y_train=y.astype(dtype), learning_rate=lr, momentum=mom, get=get)
 
@@ -188,6 +205,14 @@ def gp_inference(k_train_train, y_train, k_test_train=None, k_test_test=None, di
     Rasmussen & Williams 2006, eqs. 2.23-2.24; Lee et al. 2018 (NNGP).
     Needs ``cond(K + diag_reg I) < 1/eps`` (checked outside jit; under jit eigenvalues below
     ``eps · λ_max`` are dropped, a pseudo-inverse).
+
+    >>> import jax.numpy as jnp
+    >>> from widelimits import dynamics
+    >>> k = jnp.array([[1.0, 0.5], [0.5, 1.0]])
+    >>> g = dynamics.gp_inference(k, jnp.array([1.0, 1.0]), jnp.array([[0.5, 0.5]]),
+    ...                           jnp.array([[1.0]]))
+    >>> round(float(g.mean[0]), 4), round(float(g.covariance[0, 0]), 4)   # 2/3, 2/3
+    (0.6667, 0.6667)
     """
     get = _get(get)
     k = kernel_array(k_train_train, get, "k_train_train")

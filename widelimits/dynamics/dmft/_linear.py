@@ -31,7 +31,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import solve_triangular
 
-from ._dmft import DMFTResult, extend_in_time, iterate_in_time
+from ._common import DMFTResult, extend_in_time, iterate_in_time
+
+__all__ = ["solve_linear"]
 
 
 def _layer(phi_prev, g_next, a_prev, b_l, dmask, gamma0):
@@ -114,7 +116,7 @@ def _start(xa, y, *, steps, depth):
 
 
 def _extend(state, old, new, *, p, q):
-    """The state for ``old`` steps extended to ``new`` (``_dmft.extend_in_time``); the kernels
+    """The state for ``old`` steps extended to ``new`` (``extend_in_time``); the kernels
     are (layers, (T+1)(P+Q), (T+1)(P+Q)) with time outermost in each flat axis."""
     pq, t0, t1 = p + q, old + 1, new + 1
     delta = extend_in_time(state[0], (0,), t1 - t0)
@@ -129,7 +131,7 @@ def _extend(state, old, new, *, p, q):
 def solve_linear(x, y, x_test, *, depth, gamma0, eta, steps, damping, tol, max_iter, progress,
                  kernels):
     """Deep linear DMFT by the operator equations (see the module docstring), continued in time
-    over the horizons of ``_dmft.schedule(steps)``, each iterated to ``tol`` (at most ``max_iter``
+    over the horizons of ``_common.schedule(steps)``, each iterated to ``tol`` (at most ``max_iter``
     sweeps per horizon). ``residuals`` lists every sweep of every horizon."""
     p, d = x.shape
     xa = x if x_test is None else jnp.concatenate([x, x_test])

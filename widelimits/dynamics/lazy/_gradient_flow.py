@@ -1,16 +1,17 @@
 """Closed-form gradient flow / gradient descent on the MSE loss in the kernel (lazy) limit.
 
-Conventions (shared by every function of ``widelimits.dynamics``):
+Conventions (shared by every function of ``widelimits.dynamics.lazy``):
 
 * **Loss.** ``L(f) = ½ Σ (f(X) − Y)² / Y.size`` (½ mean over all entries of the targets
   ``Y`` of shape (n, k) or (n,)). Gradient descent with learning rate ``η`` on the parameters is,
   in the kernel limit, the function-space recursion ``f ← f − (η / Y.size) Θ (f − Y)``.
 * **Time** is measured in steps of size ``η``: continuous time ``t`` is the number of steps, and
   gradient flow gives ``f_t(X) = Y + exp(−η Θ t / Y.size) (f_0(X) − Y)``; discrete gradient
-  descent (``steps=``) replaces the exponential by ``(I − η Θ / Y.size)^steps``. In the notation
-  of Lee et al. 2019 (and of the theory notes, loss ``(1/2n) Σ_i ||f(x_i) − y_i||²``) a
-  k-output network has ``η_here = η_notes · k``; for one output they coincide. neural-tangents'
-  ``predict`` module uses the same normalisation and time unit as here.
+  descent (``steps=``) replaces the exponential by ``(I − η Θ / Y.size)^steps``. Lee et al.
+  2019 (Sec. 2) normalise the loss per example, ``(1/2n) Σ_i ||f(x_i) − y_i||²``, whose
+  gradient ``(f − Y)/n`` is k times ours for k outputs: their rate η is ``η / k`` here (for one
+  output the two coincide). neural-tangents' ``predict`` module uses the same normalisation and
+  time unit as here.
 * **Kernels** are ``(n, n)`` (train-train) and ``(m, n)`` (test-train) for one output; a
   k-output network has kernel ``Θ ⊗ I_k`` (outputs independent given the kernel).
   Every kernel argument is a ``widelimits.kernels.Kernel`` (gradient descent trains with its
@@ -35,155 +36,23 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..kernels import Kernel
+from ..._checks import is_concrete
+from ._args import (
+    check_finite,
+    check_rate,
+    check_targets,
+    check_test_train,
+    check_times,
+    float_dtype,
+    kernel_array,
+    pinv_evals,
+    psd_eigh,
+)
 
-__all__ = ["MSEPredictor", "gradient_descent_mse", "max_learning_rate"]
-
-
-# ----------------------------------------------------------------------------- input helpers
-def _concrete(*xs):
-    """True when no argument is a tracer (eager mode: values can be checked)."""
-    return not any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves(xs))
-
-
-def kernel_array(k, which, name, *, single_ok=True):
-    """The array of kernel argument ``name``: ``k.<which>`` of a ``Kernel`` (or any object with
-    ``.nngp`` and ``.ntk``, or a pair ``(nngp, ntk)``), or ``k`` itself when it is an array and
-    ``single_ok`` (the caller needs one kernel only from this argument)."""
-    if which not in ("nngp", "ntk"):
-        raise ValueError(f"kernel kind must be 'nngp' or 'ntk', got {which!r}")
-    if isinstance(k, Kernel) or (hasattr(k, "nngp") and hasattr(k, "ntk")):
-        return jnp.asarray(getattr(k, which))
-    if isinstance(k, tuple) and len(k) == 2:
-        return jnp.asarray(k[0 if which == "nngp" else 1])
-    if isinstance(k, (jax.Array, np.ndarray)) or (
-            hasattr(k, "shape") and hasattr(k, "dtype")):
-        if not single_ok:
-            raise TypeError(f"{name}: this computation needs both the NNGP and the NTK of this "
-                            "block, got a single array; pass a widelimits.kernels.Kernel or a "
-                            "pair (nngp, ntk)")
-        return jnp.asarray(k)
-    raise TypeError(f"{name}: expected a widelimits.kernels.Kernel or an array, got "
-                    f"{type(k).__name__}")
+__all__ = ["MSEPredictor", "decay", "gradient_descent_mse", "max_learning_rate"]
 
 
-def float_dtype(*xs):
-    dt = jnp.result_type(*xs)
-    return dt if jnp.issubdtype(dt, jnp.floating) else jnp.result_type(float)
-
-
-def eps_of(dtype):
-    return float(jnp.finfo(dtype).eps)
-
-
-def check_finite(x, name):
-    if _concrete(x) and not bool(np.all(np.isfinite(np.asarray(x)))):
-        raise ValueError(f"{name} contains NaN or inf values")
-
-
-def check_targets(y, n, name="y_train"):
-    """Targets (n,) or (n, k) for n training points."""
-    y = jnp.asarray(y)
-    if y.ndim not in (1, 2) or y.shape[0] != n:
-        raise ValueError(f"{name}: expected shape ({n},) or ({n}, k) to match the train-train "
-                         f"kernel ({n}, {n}), got {y.shape}")
-    check_finite(y, name)
-    return y
-
-
-def check_test_train(k, n, name):
-    if k.ndim != 2 or k.shape[1] != n:
-        raise ValueError(f"{name}: expected a test-train kernel of shape (m, {n}), got "
-                         f"{k.shape}")
-    check_finite(k, name)
-    return k
-
-
-def psd_eigh(k, diag_reg, name):
-    """Eigendecomposition of the symmetric PSD kernel ``k + diag_reg I`` (checked when concrete).
-
-    Returns ``(evals, evecs)`` with ``evals`` clipped at 0 (round-off negatives).
-    """
-    if k.ndim != 2 or k.shape[0] != k.shape[1]:
-        raise ValueError(f"{name}: expected a square (n, n) train-train kernel, got shape "
-                         f"{k.shape}")
-    dtype = float_dtype(k, diag_reg)
-    k = k.astype(dtype)
-    n = k.shape[0]
-    eps = eps_of(dtype)
-    if _concrete(k, diag_reg):
-        check_finite(k, name)
-        kn = np.asarray(k, np.float64)
-        scale = float(np.max(np.abs(kn))) if n else 0.0
-        asym = float(np.max(np.abs(kn - kn.T))) if n else 0.0
-        if asym > 100 * eps * scale:
-            raise ValueError(f"{name} is not symmetric: max |K - K^T| = {asym:.3g} for "
-                             f"max |K| = {scale:.3g} (tolerance {100 * eps:.1g} relative)")
-        if float(diag_reg) < 0:
-            raise ValueError(f"diag_reg must be >= 0, got {float(diag_reg)}")
-    k = 0.5 * (k + k.T) + diag_reg * jnp.eye(n, dtype=dtype)
-    evals, evecs = jnp.linalg.eigh(k)
-    if _concrete(evals):
-        ev = np.asarray(evals)
-        lmax = float(ev[-1]) if n else 0.0
-        tol = 10 * max(n, 10) * eps * max(lmax, 0.0)
-        if n and (lmax < 0 or float(ev[0]) < -tol):
-            raise ValueError(f"{name} (+ diag_reg) is not positive semi-definite: most "
-                             f"negative eigenvalue {float(ev[0]):.3g} for largest "
-                             f"{lmax:.3g} (tolerance -{tol:.2g}); a kernel must be PSD — if "
-                             "this is round-off, add a diag_reg of that size")
-    return jnp.maximum(evals, 0), evecs
-
-
-def check_conditioning(evals, what, dtype):
-    """Raise if an inverse is needed and ``cond(K) = λ_max / λ_min`` exceeds ``1 / eps``."""
-    if not _concrete(evals) or evals.shape[0] == 0:
-        return
-    ev = np.asarray(evals, np.float64)
-    lmin, lmax = float(ev.min()), float(ev.max())
-    eps = eps_of(dtype)
-    cond = np.inf if lmin <= 0 else lmax / lmin
-    if cond * eps > 1:
-        raise ValueError(f"{what} needs the inverse of the train-train kernel, whose condition "
-                         f"number {cond:.3g} exceeds 1/eps = {1 / eps:.3g} of {np.dtype(dtype)} "
-                         f"(eigenvalues {lmin:.3g} .. {lmax:.3g}); pass diag_reg > 0 (e.g. "
-                         f"{max(lmax, 1e-300) * eps * 1e3:.2g})"
-                         + (" or use float64" if np.dtype(dtype) != np.float64 else ""))
-
-
-def pinv_evals(evals, dtype):
-    """``1/λ``, with eigenvalues below ``eps · λ_max`` treated as null directions (0)."""
-    cut = eps_of(dtype) * jnp.max(evals, initial=0.0)
-    ok = evals > cut
-    return jnp.where(ok, 1.0 / jnp.where(ok, evals, 1.0), 0.0)
-
-
-# ----------------------------------------------------------------------------- time arguments
-def check_times(t, steps, momentum, dtype, evals):
-    """Resolve ``t``/``steps`` to a float array of times (or steps) and a mode string; a
-    concrete ``t = inf`` also checks the conditioning of the kernel eigenvalues ``evals``."""
-    if t is not None and steps is not None:
-        raise ValueError("pass either t (continuous time) or steps (discrete gradient descent), "
-                         "not both")
-    if steps is not None:
-        s = jnp.asarray(steps)
-        if _concrete(s):
-            sn = np.asarray(s)
-            if not np.all(np.isfinite(sn)) or np.any(sn < 0) or np.any(sn != np.round(sn)):
-                raise ValueError(f"steps must be non-negative integers, got {sn}")
-        elif not jnp.issubdtype(s.dtype, jnp.integer):
-            raise TypeError(f"steps must be integers, got dtype {s.dtype}")
-        return s.astype(dtype), "steps"
-    t = jnp.asarray(jnp.inf if t is None else t)
-    if _concrete(t):
-        tn = np.asarray(t)
-        if np.any(np.isnan(tn)) or np.any(tn < 0):
-            raise ValueError(f"t must be >= 0 (jnp.inf for the converged limit), got {tn}")
-        if _concrete(evals) and np.any(np.isinf(tn)):
-            check_conditioning(evals, "the t = inf limit", dtype)
-    return t.astype(dtype), "t"
-
-
+# ----------------------------------------------------------------------------- decay factors
 def _momentum_u(a, mu, k):
     """``U_k`` of the recursion ``U_{k+1} = (1 + μ − a) U_k − μ U_{k−1}``, ``U_0 = 1``, at
     ``|1 + μ − a|`` (the caller restores the sign), in closed form, elementwise, k >= 0."""
@@ -336,6 +205,13 @@ class MSEPredictor:
     of its continuum limit ``r̈ + (1 − μ) ṙ + (ηλ/Y.size) r = 0``, ``ṙ(0) = 0``, for ``t``
     (neural-tangents' ``predict.gradient_descent(..., momentum)``: its ODE in time √η·t is this
     one in t; solved in closed form per eigenvalue, damped cos/cosh).
+
+    >>> import jax.numpy as jnp
+    >>> from widelimits import dynamics
+    >>> pred = dynamics.gradient_descent_mse(jnp.eye(2), jnp.array([1.0, -1.0]))
+    >>> f_train, f_test = pred(t=jnp.inf, k_test_train=jnp.array([[0.5, 0.5]]))
+    >>> [float(v) for v in f_train], [float(v) for v in f_test]   # kernel regression
+    ([1.0, -1.0], [0.0])
     """
 
     evals: jax.Array  # (n,) eigenvalues of Θ + diag_reg I, clipped at 0
@@ -349,7 +225,7 @@ class MSEPredictor:
         dtype = self.evecs.dtype
         n = self.evecs.shape[0]
         y = self.y_train
-        times, mode = check_times(t, steps, self.momentum, dtype, self.evals)
+        times, mode = check_times(t, steps, dtype, self.evals)
         y2 = y.reshape(n, -1).astype(dtype)
         f0 = jnp.broadcast_to(jnp.asarray(fx_train_0, dtype), y.shape).reshape(n, -1)
         check_finite(f0, "fx_train_0")
@@ -386,7 +262,7 @@ def _mse_core(evals, evecs, y2, learning_rate, momentum, times, f0, kt, ft0, *, 
 
 
 def _check_output(out, pred):
-    if _concrete(out) and not bool(np.all(np.isfinite(np.asarray(out)))):
+    if is_concrete(out) and not bool(np.all(np.isfinite(np.asarray(out)))):
         lr_max = 2 * pred.y_train.size / max(float(np.max(np.asarray(pred.evals))), 1e-300)
         if pred.momentum is not None:
             lr_max *= 1 + float(pred.momentum)
@@ -408,29 +284,30 @@ def gradient_descent_mse(k_train_train, y_train, learning_rate=1.0, diag_reg=0.0
         gives the discrete heavy ball, ``t`` its continuous-time limit (see ``MSEPredictor``).
 
     Loss ``½ mean`` over all ``Y.size`` entries and time ``t`` in steps of size η, as in
-    neural-tangents' ``predict``; for the theory notes' ``(1/2n) Σ_i ||f(x_i) − y_i||²`` with
-    k outputs, use ``learning_rate = k · η_notes``. Θ must be symmetric PSD (checked outside
-    jit); ``t = ∞`` needs ``cond(Θ + diag_reg I) < 1/eps`` (checked outside jit; under jit the
-    null directions are left untrained, a pseudo-inverse).
+    neural-tangents' ``predict``; for the per-example loss ``(1/2n) Σ_i ||f(x_i) − y_i||²`` of
+    Lee et al. 2019 (Sec. 2) with k outputs and rate η', pass ``learning_rate = k · η'``. Θ
+    must be symmetric PSD (checked outside jit); ``t = ∞`` needs ``cond(Θ + diag_reg I) < 1/eps``
+    (checked outside jit; under jit the null directions are left untrained, a pseudo-inverse).
 
     Returns an :class:`MSEPredictor`; call it at any array of times
     (``pred(t)``, ``pred(steps=k)``, ``pred(t, f0, ft0, k_test_train)``).
     Jacot et al. 2018; Lee et al. 2019, "Wide neural networks of any depth evolve as linear
     models under gradient descent", eqs. 8-9.
+
+    >>> import jax.numpy as jnp
+    >>> from widelimits import dynamics
+    >>> theta = jnp.array([[2.0, 0.0], [0.0, 1.0]])
+    >>> pred = dynamics.gradient_descent_mse(theta, jnp.array([1.0, 1.0]), learning_rate=1.0)
+    >>> [round(float(v), 4) for v in pred(t=1.0)]     # 1 - exp(-lambda t / 2)
+    [0.6321, 0.3935]
+    >>> [round(float(v), 4) for v in pred(steps=1)]   # one step: 1 - (1 - lambda / 2)
+    [1.0, 0.5]
     """
     k = kernel_array(k_train_train, "ntk", "k_train_train")
     y = check_targets(y_train, k.shape[0] if k.ndim == 2 else -1)
     dtype = float_dtype(k, y)
     evals, evecs = psd_eigh(k.astype(dtype), diag_reg, "k_train_train")
-    if momentum is not None:
-        mom = jnp.asarray(momentum, dtype)
-        if _concrete(mom) and not 0 <= float(mom) < 1:
-            raise ValueError(f"momentum must be in [0, 1), got {float(mom)}")
-    else:
-        mom = None
-    lr = jnp.asarray(learning_rate, dtype)
-    if _concrete(lr) and not (np.isfinite(float(lr)) and float(lr) > 0):
-        raise ValueError(f"learning_rate must be a finite positive number, got {float(lr)}")
+    lr, mom = check_rate(learning_rate, momentum, dtype)
     return MSEPredictor(evals=evals, evecs=evecs, y_train=y.astype(dtype), learning_rate=lr,
                         momentum=mom)
 
@@ -442,6 +319,11 @@ def max_learning_rate(ntk_train_train, y_train_size=None, momentum=0.0):
 
     ``ntk_train_train``: ``Kernel`` (its ``.ntk``) or (n, n) array; ``y_train_size``: number of
     target entries ``Y.size`` (default n, one output).
+
+    >>> import jax.numpy as jnp
+    >>> from widelimits import dynamics
+    >>> float(dynamics.max_learning_rate(jnp.array([[4.0, 0.0], [0.0, 1.0]])))   # 2 * 2 / 4
+    1.0
     """
     k = kernel_array(ntk_train_train, "ntk", "ntk_train_train")
     if k.ndim != 2 or k.shape[0] != k.shape[1]:
@@ -450,10 +332,10 @@ def max_learning_rate(ntk_train_train, y_train_size=None, momentum=0.0):
     if isinstance(size, (int, np.integer)) and size <= 0:
         raise ValueError(f"y_train_size must be a positive integer, got {size}")
     mu = jnp.asarray(momentum, float_dtype(k))
-    if _concrete(mu) and not 0 <= float(mu) < 1:
+    if is_concrete(mu) and not 0 <= float(mu) < 1:
         raise ValueError(f"momentum must be in [0, 1), got {float(mu)}")
     check_finite(k, "ntk_train_train")
     lmax = jnp.linalg.eigvalsh(0.5 * (k + k.T))[-1]
-    if _concrete(lmax) and float(lmax) <= 0:
+    if is_concrete(lmax) and float(lmax) <= 0:
         raise ValueError(f"ntk_train_train has no positive eigenvalue (largest {float(lmax)})")
     return 2 * (1 + mu) * size / lmax

@@ -4,8 +4,8 @@
   d f(X)/dt  = −η Θ(X, X)  ∇_f L(f(X), Y),
   d f(x*)/dt = −η Θ(x*, X) ∇_f L(f(X), Y),
 
-with time t in steps of size η (as in the closed forms of ``_gradient_flow``; with
-``loss=mse`` this is exactly :func:`gradient_descent_mse`'s gradient flow).
+with time t in steps of size η (as in the closed form :func:`gradient_descent_mse`; with
+``loss=mse`` this is exactly its gradient flow).
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._gradient_flow import _concrete, check_finite, check_test_train, float_dtype, kernel_array
+from ..._checks import is_concrete
+from ._args import check_finite, check_test_train, float_dtype, kernel_array
 
 __all__ = ["gradient_flow"]
 
@@ -42,6 +43,12 @@ def gradient_flow(loss, k_train_train, y_train, ts, fx_train_0=0.0, k_test_train
 
     Returns ``fx_train`` of shape (T,) + y_train.shape, and ``(fx_train, fx_test)`` when
     ``k_test_train`` is given (test (T, m) + y_train.shape[1:]).
+
+    >>> import jax.numpy as jnp
+    >>> from widelimits import dynamics
+    >>> f = dynamics.gradient_flow(dynamics.mse, jnp.eye(2), jnp.ones((2, 1)), jnp.array([2.0]))
+    >>> [round(float(v), 4) for v in f[0, :, 0]]   # 1 - exp(-t / 2) at t = 2
+    [0.6321, 0.6321]
     """
     if not callable(loss):
         raise TypeError(f"loss must be a callable loss(fx, y), got {type(loss).__name__}")
@@ -59,7 +66,7 @@ def gradient_flow(loss, k_train_train, y_train, ts, fx_train_0=0.0, k_test_train
     ts = jnp.asarray(ts, dtype)
     if ts.ndim != 1 or ts.shape[0] == 0:
         raise ValueError(f"ts: expected a non-empty 1-d array of times, got shape {ts.shape}")
-    if _concrete(ts):
+    if is_concrete(ts):
         tn = np.asarray(ts)
         if not np.all(np.isfinite(tn)) or np.any(tn < 0) or np.any(np.diff(tn) < 0):
             raise ValueError(f"ts must be finite, >= 0 and non-decreasing, got {tn}")

@@ -15,7 +15,9 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.linalg import solve_triangular
 
-from ._dmft import derivative
+from ._common import derivative
+
+__all__ = ["sweep"]
 
 
 def _conditional(inverse, cov_row, k, xi, jitter):
@@ -50,7 +52,7 @@ def sweep(activation, noise, phi0, y, ra, rb, gamma0, eta, jitter):
 
     noise: (xi_u (n, L, (T+1) Q), xi_r (n, L-1, (T+1) Q), w0 (n,)); phi0: (Q, Q) input kernel
     (first P rows the training points); y: (P,); ra, rb: (L-1, T+1, T+1, Q, Q) the raw
-    responses RA^1..RA^{L-1}, RB^1..RB^{L-1} of ``_dmft_deep``. Returns a dict: ``delta``
+    responses RA^1..RA^{L-1}, RB^1..RB^{L-1} of the deep solver. Returns a dict: ``delta``
     (T+1, P); ``phi``, ``g`` (L, T+1, T+1, Q, Q) = Phi^1..Phi^L, G^1..G^L; ``h``, ``z``,
     ``ph``, ``gf`` (L, T+1, Q, n) the fields h, z, phi(h), g of every sample; ``u``, ``r``
     (L, T+1, Q, n) their sources (r^L = w(0)); ``w`` (T+1, n); ``f`` (T+1, Q)."""

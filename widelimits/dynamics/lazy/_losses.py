@@ -13,6 +13,11 @@ def mse(fx, y):
 
     Its gradient ``(f − y) / y.size`` makes gradient descent with learning rate η the recursion
     ``f ← f − (η / y.size) Θ (f − y)`` of :func:`gradient_descent_mse`.
+
+    >>> import jax.numpy as jnp
+    >>> from widelimits import dynamics
+    >>> float(dynamics.mse(jnp.array([[1.0], [3.0]]), jnp.array([[0.0], [1.0]])))   # (1 + 4) / 4
+    1.25
     """
     fx, y = jnp.asarray(fx), jnp.asarray(y)
     if fx.shape != y.shape:
@@ -25,6 +30,11 @@ def cross_entropy(fx, y):
 
     ``fx``: logits (n, k); ``y``: one-hot labels or class probabilities (n, k) (rows summing
     to 1). Note the normalisation is per example (not per entry as for :func:`mse`).
+
+    >>> import jax.numpy as jnp
+    >>> from widelimits import dynamics
+    >>> round(float(dynamics.cross_entropy(jnp.zeros((2, 4)), jnp.eye(4)[:2])), 4)   # log 4
+    1.3863
     """
     fx, y = jnp.asarray(fx), jnp.asarray(y)
     if fx.ndim != 2 or fx.shape != y.shape:

@@ -18,7 +18,7 @@ numbers s = u . v / sqrt(n) (so f(x) = s x) and lambda: with g = (1/m) sum_i x_i
 which for m = 1, x = 1, y = 0 is the paper's eq. (3)-(4) with f = s:
 f' = f (1 - eta lambda + eta^2 f^2 / n), lambda' = lambda + eta f^2 (eta lambda - 4) / n.
 In the normalisation of ``dynamics`` the critical learning rates are eta lambda_0 = 2 and 4 with
-lambda_0 = lambda_max(Theta_0) / m = lambda |x|^2 / m (``uv_reduced_dynamics``).
+lambda_0 = lambda_max(Theta_0) / m = lambda |x|^2 / m (``reduced_dynamics``).
 """
 
 from __future__ import annotations
@@ -26,23 +26,29 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-__all__ = ["uv_init", "uv_apply", "uv_ntk", "uv_reduced_dynamics"]
+from .._checks import integer
+
+__all__ = ["apply", "init", "ntk", "reduced_dynamics"]
+
+_WHO = "models.uv."
 
 
-def _check_int(who, name, value, low=1):
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"dynamics.{who}: {name} must be an int >= {low}, got {value!r}.")
-
-
-def uv_init(key, width: int, in_dim: int = 1, out_dim: int = 1, dtype=None) -> dict:
+def init(key, width: int, in_dim: int = 1, out_dim: int = 1, dtype=None) -> dict:
     """Initial parameters of the uv model: ``{"u": (width, in_dim), "v": (width, out_dim)}``
     with i.i.d. N(0, 1) entries (Lewkowycz et al. 2020, Sec. 2). ``dtype`` defaults to JAX's
-    default float type."""
+    default float type.
+
+    >>> import jax
+    >>> from widelimits.models import uv
+    >>> p = uv.init(jax.random.key(0), 5, in_dim=2)
+    >>> p["u"].shape, p["v"].shape
+    ((5, 2), (5, 1))
+    """
     for name, value in (("width", width), ("in_dim", in_dim), ("out_dim", out_dim)):
-        _check_int("uv_init", name, value)
+        integer(_WHO + "init", name, value)
     dtype = jnp.result_type(float) if dtype is None else dtype
     if not jnp.issubdtype(dtype, jnp.floating):
-        raise TypeError(f"dynamics.uv_init: dtype must be a floating type, got {dtype}.")
+        raise TypeError(f"{_WHO}init: dtype must be a floating type, got {dtype}.")
     ku, kv = jax.random.split(key)
     return {"u": jax.random.normal(ku, (width, in_dim), dtype),
             "v": jax.random.normal(kv, (width, out_dim), dtype)}
@@ -50,11 +56,11 @@ def uv_init(key, width: int, in_dim: int = 1, out_dim: int = 1, dtype=None) -> d
 
 def _params(who, params):
     if not (isinstance(params, dict) and set(params) == {"u", "v"}):
-        raise ValueError(f"dynamics.{who}: params must be a dict with keys 'u' (n, d) and 'v' "
+        raise ValueError(f"{_WHO}{who}: params must be a dict with keys 'u' (n, d) and 'v' "
                          f"(n, k), got {params!r:.80}.")
     u, v = jnp.asarray(params["u"]), jnp.asarray(params["v"])
     if u.ndim != 2 or v.ndim != 2 or u.shape[0] != v.shape[0]:
-        raise ValueError(f"dynamics.{who}: params['u'] must be (n, d) and params['v'] (n, k) with "
+        raise ValueError(f"{_WHO}{who}: params['u'] must be (n, d) and params['v'] (n, k) with "
                          f"one n, got {u.shape} and {v.shape}.")
     return u, v
 
@@ -62,30 +68,44 @@ def _params(who, params):
 def _inputs(who, name, x, d):
     x = jnp.asarray(x)
     if x.ndim != 2 or x.shape[1] != d:
-        raise ValueError(f"dynamics.{who}: {name} must have shape (m, {d}), got {x.shape}.")
+        raise ValueError(f"{_WHO}{who}: {name} must have shape (m, {d}), got {x.shape}.")
     return x
 
 
-def uv_apply(params, x):
-    """The uv model ``f(x) = v^T u x / sqrt(n)`` on inputs ``x`` (m, d): outputs (m, k)."""
-    u, v = _params("uv_apply", params)
-    x = _inputs("uv_apply", "x", x, u.shape[1])
+def apply(params, x):
+    """The uv model ``f(x) = v^T u x / sqrt(n)`` on inputs ``x`` (m, d): outputs (m, k).
+
+    >>> import jax.numpy as jnp
+    >>> from widelimits.models import uv
+    >>> p = {"u": jnp.ones((4, 1)), "v": jnp.ones((4, 1))}
+    >>> uv.apply(p, jnp.array([[1.0], [2.0]])).tolist()   # u . v / sqrt(4) = 2
+    [[2.0], [4.0]]
+    """
+    u, v = _params("apply", params)
+    x = _inputs("apply", "x", x, u.shape[1])
     n = u.shape[0]
     return (x @ u.T) @ v / jnp.sqrt(jnp.asarray(n, u.dtype))
 
 
-def uv_ntk(params, x1, x2=None):
+def ntk(params, x1, x2=None):
     """Closed-form empirical NTK of the uv model, mean over the k outputs (the convention of
-    ``kernels.empirical_ntk(..., output="trace")``): ``[ |v|_F^2 / k (x . x') + (u x).(u x') ] / n``,
-    shape (m1, m2)."""
-    u, v = _params("uv_ntk", params)
-    x1 = _inputs("uv_ntk", "x1", x1, u.shape[1])
-    x2 = x1 if x2 is None else _inputs("uv_ntk", "x2", x2, u.shape[1])
+    ``kernels.empirical_ntk(..., output="trace")``): ``[ |v|_F^2 / k (x . x') + (u x).(u x') ] /
+    n``, shape (m1, m2).
+
+    >>> import jax.numpy as jnp
+    >>> from widelimits.models import uv
+    >>> p = {"u": jnp.ones((4, 1)), "v": jnp.ones((4, 1))}
+    >>> uv.ntk(p, jnp.array([[1.0]])).tolist()   # lambda = (|u|^2 + |v|^2) / n = 2
+    [[2.0]]
+    """
+    u, v = _params("ntk", params)
+    x1 = _inputs("ntk", "x1", x1, u.shape[1])
+    x2 = x1 if x2 is None else _inputs("ntk", "x2", x2, u.shape[1])
     n, k = v.shape
     return (jnp.sum(v * v) / k * (x1 @ x2.T) + (x1 @ u.T) @ (u @ x2.T)) / n
 
 
-def uv_reduced_dynamics(s0, lam0, x, y, learning_rate, width: int, steps: int):
+def reduced_dynamics(s0, lam0, x, y, learning_rate, width: int, steps: int):
     """Exact gradient descent of the scalar-input, scalar-output uv model, reduced to the two
     numbers ``s = u . v / sqrt(n)`` (f(x) = s x) and ``lambda = (|u|^2 + |v|^2) / n`` (see the
     module docstring; Lewkowycz et al. 2020, eq. 3-4 for one example with y = 0).
@@ -93,12 +113,18 @@ def uv_reduced_dynamics(s0, lam0, x, y, learning_rate, width: int, steps: int):
     ``x``, ``y``: (m,) training inputs and targets; loss 1/2 mean_i (s x_i - y_i)^2. Returns
     ``(s, lam)``, each (steps + 1,), the values before each step and after the last. The NTK's
     top eigenvalue in the normalisation of ``dynamics`` is ``lam * |x|^2 / m``.
+
+    >>> import jax.numpy as jnp
+    >>> from widelimits.models import uv
+    >>> s, lam = uv.reduced_dynamics(0.5, 1.0, jnp.ones(1), jnp.zeros(1), 1.0, 100, 30)
+    >>> abs(float(s[-1])) < 1e-6, round(float(lam[-1]), 2)   # eta lambda < 2: lazy, s -> 0
+    (True, 0.99)
     """
-    _check_int("uv_reduced_dynamics", "width", width)
-    _check_int("uv_reduced_dynamics", "steps", steps, 0)
+    integer(_WHO + "reduced_dynamics", "width", width)
+    integer(_WHO + "reduced_dynamics", "steps", steps, minimum=0)
     x, y = jnp.asarray(x), jnp.asarray(y)
     if x.ndim != 1 or x.shape != y.shape:
-        raise ValueError(f"dynamics.uv_reduced_dynamics: x and y must be (m,) vectors of one "
+        raise ValueError(f"{_WHO}reduced_dynamics: x and y must be (m,) vectors of one "
                          f"shape, got {x.shape} and {y.shape}.")
     dtype = jnp.result_type(s0, lam0, x, y, learning_rate, float)
     eta, n = jnp.asarray(learning_rate, dtype), jnp.asarray(width, dtype)

@@ -13,24 +13,29 @@ under ``jax.vmap``.
 
 from __future__ import annotations
 
-import numbers
+import os
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from tqdm.auto import tqdm
 
-from .. import kernels
-from . import _checkpoint, _losses
-from ._taylor import _SpecApply, _Static, _Taylor, as_model
+from ... import _resume, kernels
+from ..._checks import integer
+from ..._model import SpecApply, Static, as_model, spec_of
+from ..lazy import cross_entropy, mse
+from ._taylor import _Taylor
 
-__all__ = ["train", "TrainResult", "LOSSES", "ON_NONFINITE", "ENSEMBLE_MODES"]
+__all__ = ["ENSEMBLE_MODES", "LOSSES", "ON_NONFINITE", "TrainResult", "train"]
 
 LOSSES = ("mse", "cross_entropy")
 ON_NONFINITE = ("raise", "stop", "ignore")
 ENSEMBLE_MODES = ("vmap", "map")
 DEFAULT_CHUNK = 1024
+CHECKPOINT_FILE = "train_checkpoint.npz"
 
 
 class TrainResult(NamedTuple):
@@ -46,6 +51,13 @@ class TrainResult(NamedTuple):
       (``kernels.empirical_ntk``, mean over outputs) at those steps.
     - ``nonfinite_step`` (E,) int: the first step whose loss was not finite, -1 if none.
     - ``params``, ``opt_state``: the final parameters and optimizer state.
+
+    >>> import jax.numpy as jnp, optax
+    >>> from widelimits import dynamics
+    >>> res = dynamics.train(lambda p, x: x * p, jnp.array(0.0), jnp.ones((3, 1)),
+    ...                      jnp.ones((3, 1)), optax.sgd(0.1), 4, progress=False)
+    >>> res.loss.shape, res.pred_train.shape, res.pred_test is None
+    ((5,), (5, 3, 1), True)
     """
 
     steps: Any
@@ -60,7 +72,10 @@ class TrainResult(NamedTuple):
     opt_state: Any
 
 
-_LOSS_FNS = {"mse": _losses.mse, "cross_entropy": _losses.cross_entropy}
+_LOSS_FNS = {"mse": mse, "cross_entropy": cross_entropy}
+
+
+WHO = "dynamics.train"
 
 
 class _Config(NamedTuple):  # static (hashable) configuration of the compiled chunk
@@ -91,8 +106,7 @@ def _chunk_one(model, cfg: _Config, carry, j0, steps, data):
         return rec
 
     def ntk(params):
-        f = model.spec if isinstance(model, _SpecApply) else (
-            model.fn if isinstance(model, _Static) else model)
+        f = spec_of(model) or (model.fn if isinstance(model, Static) else model)
         return kernels.empirical_ntk(f, params, x)
 
     def objective(params):
@@ -157,26 +171,17 @@ _chunk_jit = jax.jit(_chunk, static_argnums=(1,))
 
 # ----------------------------------------------------------------------------- argument checks
 
-def _int(name, value, low):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"dynamics.train: {name} must be an int, got {value!r} of type "
-                        f"{type(value).__name__}.")
-    if value < low:
-        raise ValueError(f"dynamics.train: {name} must be an int >= {low}, got {value}.")
-    return int(value)
-
-
 def _array(name, a):
     if a is None:
         return None
     a = jnp.asarray(a)
     if a.ndim < 1:
-        raise ValueError(f"dynamics.train: {name} must have a leading batch axis, got shape "
+        raise ValueError(f"{WHO}: {name} must have a leading batch axis, got shape "
                          f"{tuple(a.shape)}.")
     return a
 
 
-def _model_axes(model, params0, ensemble, members):
+def _model_axes(model, params0, ensemble):
     leaves = jax.tree.leaves(model)
     if not ensemble:
         return (None,) * len(leaves)
@@ -186,102 +191,130 @@ def _model_axes(model, params0, ensemble, members):
         own = [np.shape(a) for a in jax.tree.leaves(model.params0)]
         axis = 0 if own == stacked else None
         if axis is None and own != [s[1:] for s in stacked]:
-            raise ValueError("dynamics.train: the linearisation point of f has leaf shapes "
+            raise ValueError(f"{WHO}: the linearisation point of f has leaf shapes "
                              f"{own}; expected the stacked shapes of params0 {stacked} (one per "
                              "member) or those of one member.")
         return (None,) * n_shared + (axis,) * (len(leaves) - n_shared)
     return (None,) * len(leaves)
 
 
+class _Checked(NamedTuple):
+    """The arguments of ``train`` after ``_check``."""
+
+    model: Any  # f as a pytree callable model(params, x)
+    steps: int
+    record_every: int
+    chunk_size: int | None
+    x: Any
+    y: Any
+    x_test: Any
+    y_test: Any
+    ntk_at: tuple  # sorted distinct steps
+    members: int | None  # ensemble size E (None without ensemble)
+    model_axes: tuple  # per leaf of model: 0 if mapped over the members, else None
+
+
 def _check(f, params0, x, y, steps, loss, x_test, y_test, record_every, ntk_at, ensemble,
-           on_nonfinite, chunk_size):
-    model = as_model(f, "train")
-    steps = _int("steps", steps, 1)
-    record_every = _int("record_every", record_every, 1)
-    chunk_size = _int("chunk_size", chunk_size, 1) if chunk_size is not None else None
+           on_nonfinite, chunk_size) -> _Checked:
+    model, _ = as_model(f, who=WHO)
+    steps = integer(WHO, "steps", steps)
+    record_every = integer(WHO, "record_every", record_every)
+    chunk_size = integer(WHO, "chunk_size", chunk_size) if chunk_size is not None else None
     if not (isinstance(loss, str) and loss in LOSSES) and (isinstance(loss, str)
                                                             or not callable(loss)):
-        raise ValueError(f"dynamics.train: loss must be one of {LOSSES} or a callable "
+        raise ValueError(f"{WHO}: loss must be one of {LOSSES} or a callable "
                          f"loss(f_x, y) -> scalar, got {loss!r}.")
     if on_nonfinite not in ON_NONFINITE:
-        raise ValueError(f"dynamics.train: on_nonfinite must be one of {ON_NONFINITE}, got "
+        raise ValueError(f"{WHO}: on_nonfinite must be one of {ON_NONFINITE}, got "
                          f"{on_nonfinite!r}.")
     x, y = _array("x", x), _array("y", y)
     if x.shape[0] != y.shape[0]:
-        raise ValueError(f"dynamics.train: x and y must have the same number of examples; x has "
+        raise ValueError(f"{WHO}: x and y must have the same number of examples; x has "
                          f"shape {tuple(x.shape)}, y has {tuple(y.shape)}.")
     x_test, y_test = _array("x_test", x_test), _array("y_test", y_test)
     if y_test is not None and x_test is None:
-        raise ValueError("dynamics.train: y_test needs x_test.")
+        raise ValueError(f"{WHO}: y_test needs x_test.")
     if x_test is not None and x_test.shape[1:] != x.shape[1:]:
-        raise ValueError(f"dynamics.train: x_test must have the per-example shape of x "
+        raise ValueError(f"{WHO}: x_test must have the per-example shape of x "
                          f"{tuple(x.shape[1:])}, got {tuple(x_test.shape)}.")
     if y_test is not None and y_test.shape[0] != x_test.shape[0]:
-        raise ValueError(f"dynamics.train: x_test and y_test must have the same number of "
+        raise ValueError(f"{WHO}: x_test and y_test must have the same number of "
                          f"examples; got {tuple(x_test.shape)} and {tuple(y_test.shape)}.")
     try:
-        ntk_list = sorted({_int("ntk_at entries", int(t) if isinstance(t, np.integer) else t, 0)
-                           for t in ntk_at})
+        ntk_list = sorted({integer(WHO, "ntk_at entries", t, minimum=0) for t in ntk_at})
     except TypeError as err:
-        raise TypeError(f"dynamics.train: ntk_at must be a sequence of ints, got {ntk_at!r}.") \
+        raise TypeError(f"{WHO}: ntk_at must be a sequence of ints, got {ntk_at!r}.") \
             from err
     if ntk_list and ntk_list[-1] > steps:
-        raise ValueError(f"dynamics.train: ntk_at steps must lie in [0, steps={steps}], got "
+        raise ValueError(f"{WHO}: ntk_at steps must lie in [0, steps={steps}], got "
                          f"{ntk_list[-1]}.")
     leaves = jax.tree.leaves(params0)
     if not leaves:
-        raise ValueError(f"dynamics.train: params0 has no array leaves, got {params0!r}.")
+        raise ValueError(f"{WHO}: params0 has no array leaves, got {params0!r}.")
     members = None
     member = params0
     if ensemble:
         sizes = {np.shape(a)[0] if np.ndim(a) else None for a in leaves}
         if len(sizes) != 1 or None in sizes:
-            raise ValueError("dynamics.train: with ensemble=True every leaf of params0 needs the "
+            raise ValueError(f"{WHO}: with ensemble=True every leaf of params0 needs the "
                              f"same leading member axis, got leading sizes {sorted(map(str, sizes))}.")
         members = sizes.pop()
         member = jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a)[1:], jnp.result_type(a)),
                               params0)
-    model_axes = _model_axes(model, params0, ensemble, members)
+    model_axes = _model_axes(model, params0, ensemble)
     one_model = model
     if isinstance(model, _Taylor) and ensemble and any(a == 0 for a in model_axes):
         one_model = type(model)(model.model, member)
     try:
         out = jax.eval_shape(lambda m, p: m(p, x), one_model, member)
     except (TypeError, ValueError) as err:
-        raise ValueError(f"dynamics.train: f(params, x) failed for x of shape {tuple(x.shape)}: "
+        raise ValueError(f"{WHO}: f(params, x) failed for x of shape {tuple(x.shape)}: "
                          f"{err}") from err
     if isinstance(loss, str) and out.shape != y.shape:
-        raise ValueError(f"dynamics.train: f(params, x) has shape {out.shape}; y must have the same "
+        raise ValueError(f"{WHO}: f(params, x) has shape {out.shape}; y must have the same "
                          f"shape for loss={loss!r}, got {tuple(y.shape)}.")
     if y_test is not None and isinstance(loss, str) and y_test.shape[1:] != y.shape[1:]:
-        raise ValueError(f"dynamics.train: y_test must have the per-example shape of y "
+        raise ValueError(f"{WHO}: y_test must have the per-example shape of y "
                          f"{tuple(y.shape[1:])}, got {tuple(y_test.shape)}.")
     loss_fn = _LOSS_FNS.get(loss, loss)
     value = jax.eval_shape(loss_fn, out, y)
     if getattr(value, "shape", None) != ():
-        raise ValueError(f"dynamics.train: loss(f_x, y) must return a scalar, got "
+        raise ValueError(f"{WHO}: loss(f_x, y) must return a scalar, got "
                          f"{getattr(value, 'shape', value)}.")
-    return (model, steps, record_every, chunk_size, x, y, x_test, y_test, tuple(ntk_list),
-            members, member, model_axes)
+    return _Checked(model, steps, record_every, chunk_size, x, y, x_test, y_test,
+                    tuple(ntk_list), members, model_axes)
 
 
 def _fingerprints(model, params0, opt_state0, optimizer, ensemble, data, config):
-    """Digests of every argument that determines the run, to refuse a foreign checkpoint."""
+    """Fingerprints (``_resume.fingerprint``) of every part of the run, by name, so a foreign
+    checkpoint is refused naming the parts that differ."""
     probe = "n/a"
     try:  # the optimizer's first update of a fixed probe gradient (params0 itself)
         upd = jax.vmap(optimizer.update) if ensemble else optimizer.update
-        probe = _checkpoint.digest(upd(params0, opt_state0, params0)[0])
+        probe = _resume.fingerprint(upd(params0, opt_state0, params0)[0])
     except Exception:  # noqa: BLE001 - optimizers needing extra arguments are not probed
         pass
-    ours = isinstance(model, _Static | _SpecApply | _Taylor)  # reprs without memory addresses
+    ours = isinstance(model, Static | SpecApply | _Taylor)  # reprs without memory addresses
     model_desc = (repr(model) if ours else "") + type(model).__qualname__
     return {
-        "f": _checkpoint.digest(model_desc, jax.tree.leaves(model)),
-        "params0": _checkpoint.digest(params0),
-        "optimizer": _checkpoint.digest(opt_state0) + probe,
-        "data": _checkpoint.digest([a for a in data if a is not None]),
-        "config": _checkpoint.digest(repr(config)),
+        "f": _resume.fingerprint(model_desc, jax.tree.leaves(model)),
+        "params0": _resume.fingerprint(params0),
+        "optimizer": _resume.fingerprint(opt_state0, probe),
+        "data": _resume.fingerprint([a for a in data if a is not None]),
+        "config": _resume.fingerprint(repr(config)),
     }
+
+
+def checkpoint_file(checkpoint) -> Path | None:
+    """The file for ``checkpoint``: a path ending in ``.npz`` as is, anything else is a folder
+    holding ``train_checkpoint.npz``; ``None`` for no checkpointing."""
+    if checkpoint is None:
+        return None
+    if not isinstance(checkpoint, str | os.PathLike):
+        raise TypeError(f"{WHO}: checkpoint must be None, a path ending in .npz or a folder, "
+                        f"got {checkpoint!r} of type {type(checkpoint).__name__}.")
+    path = Path(checkpoint)
+    return path if path.suffix == ".npz" else path / CHECKPOINT_FILE
 
 
 def train(f, params0, x, y, optimizer: optax.GradientTransformation, steps: int, *,
@@ -291,8 +324,9 @@ def train(f, params0, x, y, optimizer: optax.GradientTransformation, steps: int,
           chunk_size: int | None = None) -> TrainResult:
     """Full-batch training of ``f(params, x)`` on (``x``, ``y``) for ``steps`` optimizer steps.
 
-    ``f``: a callable ``f(params, x)``, a widelimits spec or its bound ``apply``, or a model from
-    ``dynamics.linearize`` / ``dynamics.quadratic``. ``x`` (n, ...), ``y`` (n, ...) with
+    ``f``: a callable ``f(params, x)``, a widelimits spec or its bound ``apply``, a
+    ``flax.nnx`` Module, or a model from ``dynamics.linearize`` / ``dynamics.quadratic``.
+    ``x`` (n, ...), ``y`` (n, ...) with
     ``f(params0, x).shape == y.shape`` for the built-in losses.
 
     ``loss``: ``"mse"``, L = 1/2 mean over all entries of (f(x) - y)^2, i.e. 1/2 sum (f - y)^2
@@ -330,27 +364,38 @@ def train(f, params0, x, y, optimizer: optax.GradientTransformation, steps: int,
     ``checkpoint``: a ``.npz`` path or a folder; the state and the records so far are written
     after every chunk, and a run started again with the same arguments resumes there and returns
     results identical (bit for bit on CPU) to an uninterrupted run, or returns at once if the run
-    had finished. A checkpoint of different arguments raises ``ValueError``.
+    had finished (the file format of ``widelimits._resume``: written atomically, with
+    fingerprints of f, params0, the optimizer, the data and the configuration). A checkpoint of
+    different arguments raises ``ValueError`` naming the parts that differ.
+
+    >>> import jax.numpy as jnp, optax
+    >>> from widelimits import dynamics
+    >>> x, y = jnp.array([[1.0], [2.0]]), jnp.array([[2.0], [4.0]])
+    >>> res = dynamics.train(lambda p, x: x * p, jnp.array(0.0), x, y, optax.sgd(0.5), 20,
+    ...                      record_every=10, progress=False)
+    >>> res.steps.tolist(), round(float(res.params), 4)   # fits y = 2 x
+    ([0, 10, 20], 2.0)
     """
-    (model, steps, r, chunk_size, x, y, x_test, y_test, ntk_list, members, member,
-     model_axes) = _check(f, params0, x, y, steps, loss, x_test, y_test, record_every, ntk_at,
-                          ensemble, on_nonfinite, chunk_size)
+    args = _check(f, params0, x, y, steps, loss, x_test, y_test, record_every, ntk_at, ensemble,
+                  on_nonfinite, chunk_size)
+    model, steps, r, x = args.model, args.steps, args.record_every, args.x
+    ntk_list, members = args.ntk_at, args.members
     if not isinstance(optimizer, optax.GradientTransformation):
-        raise TypeError(f"dynamics.train: optimizer must be an optax GradientTransformation "
+        raise TypeError(f"{WHO}: optimizer must be an optax GradientTransformation "
                         f"(e.g. optax.sgd(0.1)), got {type(optimizer).__name__}.")
     params0 = jax.tree.map(jnp.asarray, params0)
     if opt_state is None:
         opt_state = (jax.vmap(optimizer.init) if ensemble else optimizer.init)(params0)
     last = -(-steps // r)  # records at intervals 0 .. last
-    k = -(-(chunk_size or min(steps, DEFAULT_CHUNK)) // r)
+    k = -(-(args.chunk_size or min(steps, DEFAULT_CHUNK)) // r)
     n_chunks = -(-(last + 1) // k)
     if ensemble_mode not in ENSEMBLE_MODES:
-        raise ValueError(f"dynamics.train: ensemble_mode must be one of {ENSEMBLE_MODES}, got "
+        raise ValueError(f"{WHO}: ensemble_mode must be one of {ENSEMBLE_MODES}, got "
                          f"{ensemble_mode!r}.")
     cfg = _Config(optimizer, loss, r, k, len(ntk_list), on_nonfinite == "stop",
-                  ensemble_mode if ensemble else None, model_axes)
+                  ensemble_mode if ensemble else None, args.model_axes)
     ntk_arr = jnp.asarray(ntk_list if ntk_list else [0], jnp.int32)
-    data = (x, y, x_test, y_test, ntk_arr)
+    data = (x, args.y, args.x_test, args.y_test, ntk_arr)
 
     ntk_buf = jnp.zeros((len(ntk_list), x.shape[0], x.shape[0]), jnp.result_type(*jax.tree.leaves(
         params0)))
@@ -361,26 +406,19 @@ def train(f, params0, x, y, optimizer: optax.GradientTransformation, steps: int,
     carry = (params0, opt_state, ntk_buf, bad)
     treedef = jax.tree.structure(carry)
 
-    path = _checkpoint.checkpoint_file(checkpoint)
+    path = checkpoint_file(checkpoint)
     records: dict[str, list] = {}
     start = 0
     if path is not None:
         config = (steps, r, k, ntk_list, repr(loss) if isinstance(loss, str) else
                   getattr(loss, "__qualname__", repr(loss)), on_nonfinite, cfg.ensemble)
         prints = _fingerprints(model, params0, opt_state, optimizer, ensemble, data[:4], config)
-        saved = _checkpoint.load(path)
+        saved = _resume.load(path, prints, who=WHO)
         if saved is not None:
-            differ = [name for name, v in prints.items() if str(saved.get("fp_" + name)) != v]
-            if differ:
-                raise ValueError(f"dynamics.train: the checkpoint {path} was made with different "
-                                 f"arguments ({', '.join(differ)} differ); delete it or pass "
-                                 "another checkpoint path.")
             start = int(saved["next_chunk"])
             leaves = [saved[f"carry_{i}"] for i in range(treedef.num_leaves)]
             carry = jax.tree.unflatten(treedef, leaves)
             records = {name[4:]: [saved[name]] for name in saved if name.startswith("rec_")}
-
-    from tqdm.auto import tqdm
 
     bar = tqdm(total=steps, desc="dynamics.train", unit="step", disable=not progress,
                initial=min(start * k * r, steps))
@@ -395,7 +433,7 @@ def train(f, params0, x, y, optimizer: optax.GradientTransformation, steps: int,
                 first = int(bad[bad >= 0].min())
                 who = f" (member {int(np.argmax(bad == first))})" if ensemble else ""
                 raise FloatingPointError(
-                    f"dynamics.train: the loss became non-finite at step {first}{who}; lower "
+                    f"{WHO}: the loss became non-finite at step {first}{who}; lower "
                     "the learning rate, or pass on_nonfinite='stop' or 'ignore' to record the "
                     "divergence.")
             if path is not None:
@@ -404,9 +442,8 @@ def train(f, params0, x, y, optimizer: optax.GradientTransformation, steps: int,
                 axis = 1 if ensemble else 0
                 arrays |= {f"rec_{name}": np.concatenate([np.asarray(v) for v in vals], axis)
                            for name, vals in records.items()}
-                arrays |= {f"fp_{name}": np.asarray(v) for name, v in prints.items()}
                 arrays["next_chunk"] = np.asarray(c + 1)
-                _checkpoint.save(path, arrays)
+                _resume.save(path, arrays, prints)
             bar.update(min((c + 1) * k * r, steps) - bar.n)
     finally:
         bar.close()
@@ -422,7 +459,7 @@ def _result(carry, records, steps, r, last, ntk_list, ensemble, on_nonfinite):
     final_loss = recs["loss"][..., -1]
     bad = jnp.where((bad < 0) & ~jnp.isfinite(final_loss), steps, bad).astype(jnp.int32)
     if on_nonfinite == "raise" and bool((bad >= 0).any()):
-        raise FloatingPointError(f"dynamics.train: the loss became non-finite at step {steps}, "
+        raise FloatingPointError(f"{WHO}: the loss became non-finite at step {steps}, "
                                  "after the last update; lower the learning rate, or pass "
                                  "on_nonfinite='stop' or 'ignore' to record the divergence.")
     steps_rec = jnp.minimum(jnp.arange(last + 1) * r, steps)

@@ -15,7 +15,7 @@ come from the cavity argument at finite time step: RA is strictly causal, RB inc
 (g^{l+1}(k) depends on h^{l+1}(k)). ``responses=False`` is the *gradient-independence
 approximation* (RA = RB = 0): not the DMFT, cheap.
 
-Given RA and RB, one causal sweep over time solves the rest exactly (``_dmft_sweep``: each
+Given RA and RB, one causal sweep over time solves the rest exactly (``_sweep.sweep``: each
 source is drawn conditioned on its own past). The responses are then the sample means of exact
 per-sample Jacobians of the sweep's fields. Given the kernels the layers' single-site processes
 are independent (each has its own sources u^l, r^l), so each layer's Jacobians come from its own
@@ -36,8 +36,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._dmft import DMFTResult, derivative, extend_in_time, iterate_in_time
-from ._dmft_sweep import sweep
+from ._common import DMFTResult, derivative, extend_in_time, iterate_in_time
+from ._sweep import sweep
+
+__all__ = ["response_chunk", "solve_deep"]
 
 _TIME_BLOCKS = 8   # at most; blocks of >= 8 steps (compile time grows with the block count)
 
@@ -197,7 +199,7 @@ def _responses(activation, state, phi0, fields, c, chunk):
 
 
 def _iteration(activation, state, noise, phi0, y, gamma0, eta, damping, jitter, responses, chunk):
-    """One causal sweep (``_dmft_sweep``) with the current responses, then (with ``responses``)
+    """One causal sweep (``_sweep.sweep``) with the current responses, then (with ``responses``)
     the responses of its fields, damped: ra <- a RA_new + (1 - a) ra. The sweep solves Delta,
     Phi and G exactly, so without responses one iteration is the solution (residual 0)."""
     ra, rb = state[3], state[4]
@@ -252,7 +254,7 @@ def _finish(f, phis, gs, phi0, y, eta, *, p, kernels):
 
 
 def _extend(state, old, new):
-    """The state for ``old`` steps extended to ``new`` (``_dmft.extend_in_time``)."""
+    """The state for ``old`` steps extended to ``new`` (``extend_in_time``)."""
     delta, phis, gs, ra, rb = state
     return ((extend_in_time(delta, (0,), new - old),)
             + tuple(extend_in_time(a, (1, 2), new - old) for a in (phis, gs, ra, rb)))
@@ -262,11 +264,12 @@ def solve_deep(x, y, x_test, activation, *, depth, gamma0, eta, steps, key, n_sa
                damping, tol, max_iter, jitter, progress, kernels):
     """The deep sampled DMFT (see the module docstring). Without responses one causal sweep
     solves it. With them, the responses are iterated (damped) to ``tol``, continued in time over
-    the horizons ``_dmft.schedule(steps)`` (at most ``max_iter`` iterations each), with the same
+    the horizons ``_common.schedule(steps)`` (at most ``max_iter`` iterations each), with the same
     noise on every horizon, so the steps already solved stay solved."""
     if gamma0 == 0:
-        raise ValueError("gamma0 = 0 with depth >= 2: the lazy limit is the NTK gradient flow; "
-                         "use dynamics.gradient_descent_mse with kernels.analytic, or gamma0 > 0")
+        raise ValueError("dynamics.dmft: gamma0 = 0 with depth >= 2: the lazy limit is the NTK "
+                         "gradient flow; use dynamics.gradient_descent_mse with kernels.analytic, "
+                         "or gamma0 > 0")
     p = x.shape[0]
     xa = x if x_test is None else jnp.concatenate([x, x_test])
     q = xa.shape[0]

@@ -15,7 +15,9 @@ Both are evaluated with forward-mode products (one ``jax.jvp``, resp. a ``jax.jv
 ``jax.jvp``): no Jacobian or Hessian is ever formed, and the cost is a small multiple of one
 forward pass. The models are pytrees (``params0`` and the network's hyperparameters are leaves),
 so they pass through ``jax.jit``/``jax.vmap``/``jax.grad`` and one compilation of
-``dynamics.train`` serves every linearisation point of the same shapes.
+``dynamics.train`` serves every linearisation point of the same shapes. ``f`` is anything
+``dynamics.train`` accepts: a spec, its ``apply``, a ``flax.nnx`` Module or a callable
+``f(params, x)``.
 """
 
 from __future__ import annotations
@@ -23,81 +25,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from .. import nets
+from ..._model import as_model
 
-__all__ = ["linearize", "quadratic", "Linearized", "Quadratic", "as_model"]
-
-
-class _Static:
-    """A pytree node without leaves wrapping a plain callable (compared by identity)."""
-
-    __slots__ = ("fn",)
-
-    def __init__(self, fn):
-        self.fn = fn
-
-    def __call__(self, params, x):
-        return self.fn(params, x)
-
-    def __repr__(self):
-        return getattr(self.fn, "__qualname__", type(self.fn).__name__)
-
-
-class _Key:
-    """Hashable-by-identity holder, so any callable can be pytree metadata."""
-
-    __slots__ = ("obj",)
-
-    def __init__(self, obj):
-        self.obj = obj
-
-    def __hash__(self):
-        return id(self.obj)
-
-    def __eq__(self, other):
-        return isinstance(other, _Key) and other.obj is self.obj
-
-
-jax.tree_util.register_pytree_node(
-    _Static, lambda s: ((), _Key(s.fn)), lambda aux, _: _Static(aux.obj))
-
-
-class _SpecApply:
-    """``spec.apply`` as a pytree whose leaves are the spec's hyperparameters."""
-
-    __slots__ = ("spec",)
-
-    def __init__(self, spec):
-        self.spec = spec
-
-    def __call__(self, params, x):
-        return self.spec.apply(params, x)
-
-    def __repr__(self):
-        return f"{self.spec!r}.apply"
-
-
-jax.tree_util.register_pytree_node(
-    _SpecApply, lambda s: ((s.spec,), None), lambda _, c: _SpecApply(c[0]))
-
-
-def as_model(f, who: str):
-    """``f`` as a pytree callable ``model(params, x)``: a widelimits spec or its bound ``apply``
-    (the spec's hyperparameters become leaves), a callable that is already a pytree (e.g. the
-    result of ``linearize``), or any other callable (kept as static metadata)."""
-    if isinstance(f, nets.Layer):
-        return _SpecApply(f)
-    owner = getattr(f, "__self__", None)
-    if isinstance(owner, nets.Layer) and getattr(f, "__name__", None) == "apply":
-        return _SpecApply(owner)
-    if not callable(f):
-        raise TypeError(f"dynamics.{who}: f must be a callable f(params, x) or a widelimits "
-                        f"network spec, got {f!r} of type {type(f).__name__}.")
-    if isinstance(f, _Static | _SpecApply | _Taylor):
-        return f
-    if not jax.tree_util.treedef_is_leaf(jax.tree.structure(f)):
-        return f  # a user's pytree callable (e.g. an equinox module): its leaves are traced
-    return _Static(f)
+__all__ = ["Linearized", "Quadratic", "linearize", "quadratic"]
 
 
 def _delta(who, params, params0):
@@ -128,7 +58,14 @@ class _Taylor:
 
 class Linearized(_Taylor):
     """First-order Taylor model ``f(theta0, x) + J(theta0, x) (theta - theta0)`` (see module
-    docstring). Call as ``f_lin(params, x)``; ``params`` has the structure of ``params0``."""
+    docstring). Call as ``f_lin(params, x)``; ``params`` has the structure of ``params0``.
+
+    >>> import jax.numpy as jnp
+    >>> from widelimits import dynamics
+    >>> f_lin = dynamics.linearize(lambda p, x: jnp.sin(p * x), jnp.array(0.0))
+    >>> float(f_lin(jnp.array(0.5), 2.0))   # sin(0) + cos(0) * 2 * 0.5
+    1.0
+    """
 
     __slots__ = ()
     order = 1
@@ -141,7 +78,14 @@ class Linearized(_Taylor):
 
 class Quadratic(_Taylor):
     """Second-order Taylor model ``f_lin(theta, x) + 1/2 d^T H_f(theta0, x) d`` with
-    ``d = theta - theta0`` (see module docstring). Call as ``f_quad(params, x)``."""
+    ``d = theta - theta0`` (see module docstring). Call as ``f_quad(params, x)``.
+
+    >>> import jax.numpy as jnp
+    >>> from widelimits import dynamics
+    >>> f_quad = dynamics.quadratic(lambda p, x: jnp.exp(p * x), jnp.array(0.0))
+    >>> float(f_quad(jnp.array(1.0), 1.0))   # 1 + 1 + 1/2
+    2.5
+    """
 
     __slots__ = ()
     order = 2
@@ -163,7 +107,7 @@ for _cls in (Linearized, Quadratic):
 
 
 def _make(cls, who, f, params0):
-    model = as_model(f, who)
+    model, _ = as_model(f, who=f"dynamics.{who}")
     leaves = jax.tree.leaves(params0)
     if not leaves:
         raise ValueError(f"dynamics.{who}: params0 has no array leaves, got {params0!r}.")
@@ -186,6 +130,16 @@ def linearize(f, params0) -> Linearized:
     ``jit``/``vmap``/``grad``, as ``f`` of ``dynamics.train`` and of ``kernels.empirical_ntk``.
     For ``train(..., ensemble=True)`` linearise at the stacked ``params0`` (members first): train
     maps over the members' linearisation points.
+
+    >>> import jax.numpy as jnp
+    >>> from widelimits import dynamics, nets
+    >>> net = nets.Dense(1, w_std=2.0)                  # affine in its parameters W, b
+    >>> p0 = {"W": jnp.zeros((2, 1)), "b": jnp.zeros(1)}
+    >>> f_lin = dynamics.linearize(net, p0)
+    >>> p = {"W": jnp.ones((2, 1)), "b": jnp.ones(1)}
+    >>> x = jnp.array([[1.0, 1.0]])
+    >>> round(float(f_lin(p, x)[0, 0]), 4), round(float(net.apply(p, x)[0, 0]), 4)  # 2 sqrt(2)
+    (2.8284, 2.8284)
     """
     return _make(Linearized, "linearize", f, params0)
 
@@ -197,5 +151,11 @@ def quadratic(f, params0) -> Quadratic:
 
     Same arguments and uses as ``linearize``; the second-order term is a ``jax.jvp`` of a
     ``jax.jvp`` (a Hessian-vector-vector product, no Hessian formed; cost ~ 4-6 forward passes).
+
+    >>> import jax.numpy as jnp
+    >>> from widelimits import dynamics
+    >>> f_quad = dynamics.quadratic(lambda p, x: (p * x) ** 2, jnp.array(1.0))
+    >>> float(f_quad(jnp.array(3.0), 1.0))   # exact for a quadratic: 9
+    9.0
     """
     return _make(Quadratic, "quadratic", f, params0)
