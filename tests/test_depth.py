@@ -8,7 +8,7 @@ import pytest
 from scipy.integrate import solve_ivp
 
 from tests.conftest import rtol_for
-from widelimits import compare, depth, kernels, nets
+from widelimits import compare, depth, finite, kernels, nets
 from widelimits.depth import _resnet
 
 X = np.array([[1.0, 0.0], [np.cos(1.0), np.sin(1.0)], [0.3, -2.0]])
@@ -92,12 +92,24 @@ def test_ode_under_jit_and_grad():
 
 
 def test_sampler_forward_is_the_nets_spec():
-    # depth.resnet(...) as a nets spec and the reference forward pass agree for the same weights.
+    # depth.resnet(...) as a nets spec and the sampler's forward pass (its "weights" draw through
+    # finite.draw, each layer's parameters from its own init) agree for the same weights.
     net = depth.resnet(7, 5, nets.Tanh(), w_std=1.3, b_std=None)
-    params = net.init(jax.random.key(0), X.shape)
-    blocks = jnp.stack([p[1]["W"] for p in params[1:]])
-    hs = _resnet._forward(nets.Tanh(), params[0]["W"], blocks, jnp.zeros((5, 7)), X, 1.3, 0.0)
+    key = jax.random.key(0)
+    k_embed, k_blocks = jax.random.split(key)  # the sampler's keys (_resnet._network)
+    params = (net.layers[0].init(k_embed, X.shape),) + tuple(
+        block.init(jax.random.fold_in(k_blocks, l), (3, 7))
+        for l, block in enumerate(net.layers[1:]))
+    hs = _resnet._network(nets.Tanh(), key, jnp.asarray(X), 7, 5, 1.3, None, "weights",
+                          each=lambda h: h)
     np.testing.assert_allclose(hs[-1], net.apply(params, X), rtol=1e-12, atol=1e-13)
+    # The traced-depth path (no per-layer record) draws the same network.
+    last = _resnet._network(nets.Tanh(), key, jnp.asarray(X), 7, jnp.asarray(5), 1.3, None,
+                            "weights")
+    np.testing.assert_allclose(last, hs[-1], rtol=1e-12, atol=1e-13)
+    # The whole spec through the view with dense="weights" is net.apply(net.init(key)).
+    np.testing.assert_allclose(finite.draw(net, key, X, dense="weights"),
+                               net.apply(net.init(key, X.shape), X), rtol=1e-12, atol=1e-13)
 
 
 def test_finite_resnets_approach_the_limit():

@@ -5,16 +5,26 @@ The ResNet of width n and depth L on inputs x (m, d):
 
     x_0 = x W_0 / sqrt(d),   x_{l+1} = x_l + L^{-1/2} (w_std φ(x_l) W_{l+1} / sqrt(n) + b_std b_{l+1}),
 
-with all weights and biases iid N(0, 1) (so the effective block weights are N(0, w_std²/n)). Its
-per-network covariance is K̂_l = x_l x_l^T / n (m, m). At infinite width K̂_l is deterministic and
-follows the Euler-type recursion ``q_{l+1} = q_l + (w_std² V_φ(q_l) + b_std²) / L`` with
-``V_φ(q)_{ab} = E_{(u,v) ~ N(0, q_{[ab]})}[φ(u) φ(v)]`` (``kernels.dual``); as L → ∞ at
-``t = l/L`` this converges (globally at rate 1/L) to the ODE
+with all weights and biases iid N(0, 1) (so the effective block weights are N(0, w_std²/n)):
+the spec ``resnet(n, L, φ)``. Its per-network covariance is K̂_l = x_l x_l^T / n (m, m). At
+infinite width K̂_l is deterministic and follows the Euler-type recursion
+``q_{l+1} = q_l + (w_std² V_φ(q_l) + b_std²) / L`` with
+``V_φ(q)_{ab} = E_{(u,v) ~ N(0, q_{[ab]})}[φ(u) φ(v)]``; as L → ∞ at ``t = l/L`` this converges
+(globally at rate 1/L) to the ODE (Hayou & Yang 2023)
 
     dq_t/dt = w_std² V_φ(q_t) + b_std²,   q_0 = x x^T / d,   t ∈ [0, 1].
 
-Hayou & Yang show that the finite network's K̂ converges to q_t whichever of n, L grows first.
-ReLU with w_std = 1, b_std = 0: the diagonal obeys dq/dt = q/2, so q_t = q_0 e^{t/2}.
+The drift ``w_std² V_φ(q) + b_std²`` is the infinite-width kernel of the block
+``serial(φ, Dense(·, w_std, b_std))`` on a Gaussian input of covariance q: it is computed by
+carrying a ``kernels.KernelState`` through that block (``kernels.propagate``, the rules of
+``kernels.analytic``), so the ODE, its recursion and ``kernels.analytic(resnet(...))`` share one
+definition. Hayou & Yang show that the finite network's K̂ converges to q_t whichever of n, L
+grows first. ReLU with w_std = 1, b_std = 0: the diagonal obeys dq/dt = q/2, so
+q_t = q_0 e^{t/2}.
+
+Finite networks (``sample_covariance``) are drawn layer by layer through ``finite.draw``, the
+collapsed view of the embedding and of each residual block (the block's Dense output given its
+input is Gaussian, Roberts, Yaida & Hanin 2022, ch. 4).
 """
 
 from __future__ import annotations
@@ -27,19 +37,13 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from .. import kernels, nets
-from .._checks import concrete, integer as check_positive_int, nonnegative as check_nonnegative
+from .. import finite, kernels, nets
+from .._checks import concrete, integer, nonnegative
 
 SAMPLING_METHODS = ("projected", "weights")
 
 __all__ = ["SAMPLING_METHODS", "resnet", "resnet_covariance", "resnet_covariance_recursion",
            "sample_covariance"]
-
-
-def _check_activation(who, activation):
-    if not isinstance(activation, nets.Activation):
-        raise TypeError(f"depth.{who}: activation must be an activation spec such as "
-                        f"nets.Relu(), got {activation!r} of type {type(activation).__name__}.")
 
 
 def _check_q0(who, q0):
@@ -60,18 +64,29 @@ def _check_q0(who, q0):
         if np.any(np.diag(v) < 0):
             raise ValueError(f"depth.{who}: q0 must have a nonnegative diagonal (variances), got "
                              f"{np.diag(v).tolist()}.")
-    return jnp.asarray(q0, jnp.result_type(q0.dtype, float))
+    return jnp.asarray(q0)  # floating already; float32 when x64 is off
+
+
+def _embedding(width, embed_std=1.0, weights="gaussian"):
+    return nets.Dense(width, w_std=embed_std, b_std=None, weights=weights)
+
+
+def _block(width, activation, w_std, b_std, scale, weights="gaussian"):
+    return nets.residual(activation, nets.Dense(width, w_std=w_std, b_std=b_std, weights=weights),
+                         scale=scale)
 
 
 def _drift(activation, w_std, b_std):
-    """q -> w_std² V_φ(q) + b_std², elementwise over the pairs of an (m, m) covariance."""
-    phi = kernels.dual(activation)
+    """q -> w_std² V_φ(q) + b_std² for every pair of an (m, m) covariance: the NNGP of the block
+    serial(φ, Dense) on a centred Gaussian input of covariance q (``kernels.propagate``)."""
+    block = nets.serial(activation, nets.Dense(1, w_std=w_std, b_std=b_std))
 
     def f(q):
         d = jnp.diagonal(q)
-        v = phi(d[:, None], q, d[None, :])[0]
-        v = 0.5 * (v + v.T)  # exact symmetry (the dual's formula is symmetric up to round-off)
-        return w_std**2 * v + b_std**2
+        state = kernels.KernelState(var1=d, nngp=q, var2=d, ntk=jnp.zeros_like(q),
+                                    gaussian=True, features=1)
+        k = kernels.propagate(block, state, "residual.").nngp
+        return 0.5 * (k + k.T)  # exact symmetry (the duals are symmetric up to round-off)
 
     return f
 
@@ -82,16 +97,24 @@ def resnet(width: int, depth: int, activation, *, w_std=1.0, b_std=None, embed_s
     followed by ``depth`` blocks ``nets.residual(activation, Dense(width, w_std, b_std),
     scale=depth**-0.5)``. ``kernels.analytic(spec, x).nngp`` is the infinite-width covariance
     after ``depth`` blocks, i.e. ``resnet_covariance_recursion`` with ``q0 = embed_std² x x^T/d``.
-    ``depth=0``: the embedding only."""
-    check_positive_int("depth.resnet", "width", width)
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
-        raise ValueError(f"depth.resnet: depth must be an int >= 0, got {depth!r}.")
-    _check_activation("resnet", activation)
-    embed = nets.Dense(width, w_std=embed_std, b_std=None, weights=weights)
+    ``depth=0``: the embedding only.
+
+    >>> import numpy as np
+    >>> from widelimits import depth, kernels, nets
+    >>> net = depth.resnet(16, 4, nets.Relu())
+    >>> len(net.layers), net.output_shape((3, 2))
+    (5, (3, 16))
+    >>> x = np.eye(2, dtype=np.float32)   # ReLU, one input: (1 + 1/(2L))^L q0, q0 = 1/2
+    >>> round(float(kernels.analytic(net, x).nngp[0, 0]), 5), round(0.5 * 1.125**4, 5)
+    (0.8009, 0.8009)
+    """
+    integer("depth.resnet", "width", width)
+    integer("depth.resnet", "depth", depth, minimum=0)
+    nets.check_activation("depth.resnet", activation)
+    embed = _embedding(width, embed_std, weights)
     if depth == 0:
         return nets.serial(embed)
-    block = nets.residual(activation, nets.Dense(width, w_std=w_std, b_std=b_std, weights=weights),
-                          scale=depth**-0.5)
+    block = _block(width, activation, w_std, b_std, depth**-0.5, weights)
     return nets.serial(embed, *([block] * depth))
 
 
@@ -123,13 +146,18 @@ def resnet_covariance(activation, q0, t=1.0, *, w_std=1.0, b_std=0.0, rtol=None,
     (returns (m, m)) or an increasing 1-D array of times >= 0 (returns (T, m, m)). Works under
     ``jit``/``vmap``/``grad`` (in ``q0``, ``w_std``, ``b_std`` and activation parameters);
     the dtype follows ``q0``.
+
+    >>> import numpy as np
+    >>> from widelimits import depth, nets
+    >>> q = depth.resnet_covariance(nets.Relu(), np.eye(2), [0.5, 1.0])   # diagonal e^{t/2}
+    >>> np.round(np.asarray(q)[:, 0, 0] / np.exp([0.25, 0.5]), 5).tolist()
+    [1.0, 1.0]
     """
-    _check_activation("resnet_covariance", activation)
-    check_nonnegative("depth.resnet_covariance", "w_std", w_std)
-    check_nonnegative("depth.resnet_covariance", "b_std", b_std)
-    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
-        raise ValueError(f"depth.resnet_covariance: max_steps must be a positive int, got "
-                         f"{max_steps!r}.")
+    owner = "depth.resnet_covariance"
+    nets.check_activation(owner, activation)
+    nonnegative(owner, "w_std", w_std)
+    nonnegative(owner, "b_std", b_std)
+    integer(owner, "max_steps", max_steps)
     q0 = _check_q0("resnet_covariance", q0)
     dtype = q0.dtype
     ts = jnp.asarray(t, dtype)
@@ -171,74 +199,64 @@ def resnet_covariance_recursion(activation, q0, depth: int, *, w_std=1.0, b_std=
     Euler scheme of ``resnet_covariance``'s ODE with step 1/depth, so it converges to q_1 with
     global error O(1/depth). Equals ``kernels.analytic(resnet(n, depth, activation), x).nngp``
     for ``q0 = x x^T / d``. Returns (m, m), or (depth + 1, m, m) for layers 0..depth with
-    ``all_layers=True``. jit/vmap/grad-compatible (``depth`` static)."""
-    _check_activation("resnet_covariance_recursion", activation)
-    check_positive_int("depth.resnet_covariance_recursion", "depth", depth)
-    check_nonnegative("depth.resnet_covariance_recursion", "w_std", w_std)
-    check_nonnegative("depth.resnet_covariance_recursion", "b_std", b_std)
+    ``all_layers=True``. jit/vmap/grad-compatible (``depth`` static).
+
+    >>> import numpy as np
+    >>> from widelimits import depth, nets
+    >>> q = depth.resnet_covariance_recursion(nets.Relu(), np.eye(1), 4, all_layers=True)
+    >>> [round(float(v), 4) for v in q[:, 0, 0]]   # (1 + 1/8)^l for ReLU on one input
+    [1.0, 1.125, 1.2656, 1.4238, 1.6018]
+    """
+    owner = "depth.resnet_covariance_recursion"
+    nets.check_activation(owner, activation)
+    integer(owner, "depth", depth)
+    nonnegative(owner, "w_std", w_std)
+    nonnegative(owner, "b_std", b_std)
     q0 = _check_q0("resnet_covariance_recursion", q0)
     return _recursion(activation, q0, depth, jnp.asarray(w_std, q0.dtype),
                       jnp.asarray(b_std, q0.dtype), bool(all_layers))
 
 
-def _forward(activation, w0, blocks, biases, x, w_std, b_std):
-    """Hidden states x_0..x_L (L + 1, m, n) of the ResNet with embedding ``w0`` (d, n), block
-    weights ``blocks`` (L, n, n) and biases (L, n), all standard normal (reference forward
-    pass; ``sample_covariance`` draws the block weights inside its scan instead)."""
-    d, n = w0.shape
-    depth = blocks.shape[0]
-    h = x @ w0 / d**0.5
-
-    def step(h, wb):
-        w, b = wb
-        h = h + depth**-0.5 * (w_std * activation(h) @ w / n**0.5 + b_std * b)
-        return h, h
-
-    _, hs = jax.lax.scan(step, h, (blocks, biases))
-    return jnp.concatenate([h[None], hs])
+_DENSE_DRAW = {"projected": "law", "weights": "weights"}  # method -> finite.draw(dense=...)
 
 
-def _block_product(method, key, phi, width):
-    """``phi @ W`` for a fresh W (width, width) iid N(0, 1), given ``phi`` (m, width).
+def _network(activation, key, x, width, depth, w_std, b_std, method, each=None):
+    """One random ResNet at the inputs ``x`` (m, d): its last hidden state x_L (m, width), or
+    ``each(x_l)`` stacked for l = 0 .. depth when ``each`` is given (``depth`` then static).
 
-    "weights": draw W (O(width²) normals, O(m width²) FLOPs). "projected": draw the product
-    directly, exactly in distribution. W is independent of phi, so with the thin QR
-    ``phi^T = Q R`` (Q (width, m) orthonormal columns), ``phi W = R^T (Q^T W)`` and ``Q^T W``
-    has iid N(0, 1) entries: O(m width) normals and O(m² width) FLOPs."""
-    if method == "weights":
-        return phi @ jax.random.normal(key, (width, width), phi.dtype)
-    q, r = jnp.linalg.qr(phi.T)
-    del q
-    return r.T @ jax.random.normal(key, (r.shape[0], width), phi.dtype)
+    The embedding is drawn with ``k_embed`` and block l with ``fold_in(k_blocks, l)``, where
+    ``k_embed, k_blocks = jax.random.split(key)``, each through ``finite.draw`` (with
+    ``method="weights"``: each layer's parameters are its ``init`` with that key). ``depth``
+    may be traced (a ``fori_loop``: one compilation for every depth)."""
+    dense = _DENSE_DRAW[method]
+    scale = jax.lax.rsqrt(jnp.asarray(depth, x.dtype))
+    block = _block(width, activation, w_std, b_std, scale)
+    k_embed, k_blocks = jax.random.split(key)
+    h = finite.draw(_embedding(width), k_embed, x, dense=dense)
+
+    def step(l, h):
+        return finite.draw(block, jax.random.fold_in(k_blocks, l), h, dense=dense, shared=False)
+
+    if each is None:
+        return jax.lax.fori_loop(0, depth, step, h)
+
+    def scan_step(h, l):
+        h = step(l, h)
+        return h, each(h)
+
+    _, hs = jax.lax.scan(scan_step, h, jnp.arange(depth))
+    return jnp.concatenate([each(h)[None], hs])
 
 
 def _sample_chunk(activation, keys, x, width, depth, w_std, b_std, all_layers, method):
     """Covariances of the networks of ``keys``. With ``all_layers=False`` ``depth`` is a traced
-    int32 (a ``fori_loop``: one compilation for every depth), else a static int (a scan
-    recording every layer)."""
-    d = x.shape[-1]
-    dtype = x.dtype
-    scale = jax.lax.rsqrt(jnp.asarray(depth, dtype))
-
-    def block(h, l, kb):
-        kw, kbias = jax.random.split(jax.random.fold_in(kb, l))
-        phi_w = _block_product(method, kw, activation(h), width)
-        b = jax.random.normal(kbias, (width,), dtype)
-        return h + scale * (w_std * phi_w / width**0.5 + b_std * b)
+    int32 (one compilation for every depth), else a static int (a scan recording every layer)."""
+    cov = lambda h: h @ h.T / width  # noqa: E731
 
     def one(key):
-        k0, kb = jax.random.split(key)
-        h = x @ jax.random.normal(k0, (d, width), dtype) / d**0.5
-        cov = lambda h: h @ h.T / width
-        if not all_layers:
-            return cov(jax.lax.fori_loop(0, depth, lambda l, h: block(h, l, kb), h))
-
-        def step(h, l):
-            h = block(h, l, kb)
-            return h, cov(h)
-
-        _, covs = jax.lax.scan(step, h, jnp.arange(depth))
-        return jnp.concatenate([cov(h)[None], covs])
+        if all_layers:
+            return _network(activation, key, x, width, depth, w_std, b_std, method, each=cov)
+        return cov(_network(activation, key, x, width, depth, w_std, b_std, method))
 
     return jax.vmap(one)(keys)
 
@@ -252,27 +270,35 @@ def sample_covariance(key, x, width: int, depth: int, activation, *, n_samples: 
                       method: str = "projected", progress: bool | None = None):
     """Per-network covariances K̂ = x_L x_L^T / width of ``n_samples`` random ResNets (this
     module's docstring; Gaussian embedding, N(0, w_std²/width) block weights, N(0, b_std²)
-    biases, block scale depth^{-1/2}) on inputs ``x`` (m, d).
+    biases, ``b_std=None`` for none, block scale depth^{-1/2}) on inputs ``x`` (m, d).
 
-    Network s uses ``jax.random.split(key, n_samples)[s]``; its layers run in a ``lax.scan``
-    (compile time independent of depth). ``method="weights"`` draws every block matrix W_l
-    (width, width) (brute force, O(m width²) per layer); ``"projected"`` (default) draws only
-    the product φ(x_l) W_l, which is exact in distribution because W_l is used once and is
-    independent of x_l: with the thin QR φ(x_l)^T = Q R, φ(x_l) W_l = R^T Z with Z (m, width)
-    iid N(0, 1) (O(m² width) per layer, so widths of 10^4 are cheap).
+    Network s uses ``jax.random.split(key, n_samples)[s]``; its layers are drawn one after the
+    other through ``finite.draw`` in a ``lax.fori_loop``/``lax.scan`` (compile time independent
+    of depth). ``method="weights"`` draws every block matrix W_l (width, width) (brute force,
+    O(m width²) per layer); ``"projected"`` (default) draws only the block's output given its
+    input, which is exact in distribution because W_l is used once and is independent of x_l:
+    φ(x_l) W_l / sqrt(width) has iid columns N(0, φ(x_l) φ(x_l)^T / width), drawn from m x width
+    normals and an m x m square root (O(m² width) per layer, so widths of 10^4 are cheap).
     ``batch_size`` networks are vmapped at a time (progress bar for more than 4 chunks unless
     ``progress=False``). Returns (n_samples, m, m), or (n_samples, depth + 1, m, m) for layers
     0..depth with ``all_layers=True``; the dtype follows ``x``. The log-norms
     ``log K̂_aa = log(||x_L||²/width)`` are the fixed-width observables of ``depth._sde``.
+
+    >>> import jax, numpy as np
+    >>> from widelimits import depth, nets
+    >>> c = depth.sample_covariance(jax.random.key(0), np.eye(2), 32, 4, nets.Relu(),
+    ...                             n_samples=8)
+    >>> c.shape, bool(np.allclose(c, np.swapaxes(c, 1, 2)))
+    ((8, 2, 2), True)
     """
     who = "depth.sample_covariance"
-    check_positive_int(who, "width", width)
-    check_positive_int(who, "depth", depth)
-    check_positive_int(who, "n_samples", n_samples)
-    check_positive_int(who, "batch_size", batch_size)
-    _check_activation("sample_covariance", activation)
-    check_nonnegative(who, "w_std", w_std)
-    check_nonnegative(who, "b_std", b_std)
+    integer(who, "width", width)
+    integer(who, "depth", depth)
+    integer(who, "n_samples", n_samples)
+    integer(who, "batch_size", batch_size)
+    nets.check_activation(who, activation)
+    nonnegative(who, "w_std", w_std)
+    nonnegative(who, "b_std", b_std)
     if method not in SAMPLING_METHODS:
         raise ValueError(f"{who}: method must be one of {SAMPLING_METHODS}, got {method!r}.")
     if not hasattr(x, "shape") or not hasattr(x, "dtype"):
@@ -282,19 +308,20 @@ def sample_covariance(key, x, width: int, depth: int, activation, *, n_samples: 
     if not jnp.issubdtype(x.dtype, jnp.floating):
         raise TypeError(f"{who}: x must be a floating-point array, got dtype {x.dtype}.")
     x = jnp.asarray(x)
+    w = jnp.asarray(w_std, x.dtype)
+    b = None if b_std is None else jnp.asarray(b_std, x.dtype)
     keys = jax.random.split(key, n_samples)
     batch = min(batch_size, n_samples)
     starts = range(0, n_samples, batch)
     show = len(starts) > 4 if progress is None else progress
+    fn, steps = ((_sample_layers, depth) if all_layers
+                 else (_sample_last, jnp.asarray(depth, jnp.int32)))
     parts = []
     for s in tqdm(starts, desc=f"resnets n={width} L={depth}", disable=not show, leave=False):
         chunk = keys[s:s + batch]
         size = chunk.shape[0]
         if size < batch:  # pad the last chunk (one compilation for all chunks), then trim
             chunk = jnp.concatenate([chunk, keys[:batch - size]])
-        fn, steps = (_sample_layers, depth) if all_layers else (_sample_last,
-                                                                jnp.asarray(depth, jnp.int32))
-        out = fn(activation, chunk, x, width, steps, jnp.asarray(w_std, x.dtype),
-                            jnp.asarray(b_std, x.dtype), bool(all_layers), method)
+        out = fn(activation, chunk, x, width, steps, w, b, bool(all_layers), method)
         parts.append(np.asarray(out)[:size])
     return jnp.asarray(np.concatenate(parts), x.dtype)

@@ -21,7 +21,6 @@ and concentrates on e^{t} (the infinite-width value, q_t = q_0 e^t for φ = id) 
 from __future__ import annotations
 
 import functools
-import math
 
 import jax
 import jax.numpy as jnp
@@ -29,22 +28,27 @@ import numpy as np
 from scipy import special
 
 from .. import nets
-from .._checks import integer as check_positive_int
+from .._checks import finite_float, integer, nonnegative
 
 __all__ = ["linear_sde_log_norm", "linear_resnet_log_norm", "sample_sde"]
 
 
 def _check_t(who, t):
-    if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t) or t < 0:
-        raise ValueError(f"depth.{who}: t must be a finite number >= 0, got {t!r}.")
+    nonnegative(f"depth.{who}", "t", t)
+    return finite_float(f"depth.{who}", "t", t)
 
 
 def linear_sde_log_norm(width: int, t: float = 1.0) -> tuple[float, float]:
     """Mean and variance of ``log(||X_t||² / ||X_0||²)`` for the linear-activation SDE
     ``dX = n^{-1/2} ||X|| dB`` at width n = ``width`` and time ``t`` (Hayou 2022): the Gaussian
-    ``N((1 - 2/n) t, 4 t / n)`` (module docstring). Returns ``(mean, variance)`` as floats."""
-    check_positive_int("depth.linear_sde_log_norm", "width", width)
-    _check_t("linear_sde_log_norm", t)
+    ``N((1 - 2/n) t, 4 t / n)`` (module docstring). Returns ``(mean, variance)`` as floats.
+
+    >>> from widelimits import depth
+    >>> depth.linear_sde_log_norm(8, 1.0)
+    (0.75, 0.5)
+    """
+    integer("depth.linear_sde_log_norm", "width", width)
+    t = _check_t("linear_sde_log_norm", t)
     return (1.0 - 2.0 / width) * t, 4.0 * t / width
 
 
@@ -58,10 +62,15 @@ def linear_resnet_log_norm(width: int, depth: int, *, order: int = 160) -> tuple
     Gauss-Laguerre (in χ²_{n-1}/2 ~ Gamma((n-1)/2)) quadrature with ``order`` nodes each
     (NumPy/SciPy, float64). Converges to ``linear_sde_log_norm(width, 1)`` as L → ∞; expanding
     log R to fourth order in a, the mean is ``1 - 2/n - (1 - 6/n + 8/n²) / (2L) + O(L^-2)``.
+
+    >>> from widelimits import depth
+    >>> m, v = depth.linear_resnet_log_norm(8, 64)   # SDE: (0.75, 0.5); mean 0.75 - 0.375/128
+    >>> round(m, 4), round(0.75 - 0.375 / 128, 4), round(v, 3)
+    (0.7471, 0.7471, 0.492)
     """
-    check_positive_int("depth.linear_resnet_log_norm", "width", width)
-    check_positive_int("depth.linear_resnet_log_norm", "depth", depth)
-    check_positive_int("depth.linear_resnet_log_norm", "order", order)
+    integer("depth.linear_resnet_log_norm", "width", width)
+    integer("depth.linear_resnet_log_norm", "depth", depth)
+    integer("depth.linear_resnet_log_norm", "order", order)
     a2 = 1.0 / (width * depth)
     z, wz = special.roots_hermitenorm(order)
     wz = wz / wz.sum()
@@ -99,13 +108,19 @@ def sample_sde(key, x0, activation, *, n_steps: int, n_samples: int, t: float = 
     ``x0`` (n,), by Euler-Maruyama with ``n_steps`` steps of size t/n_steps driven by Gaussian
     n-vectors (O(n) work per step, unlike the O(n²) matrix product of the network). Sample s
     uses ``jax.random.split(key, n_samples)[s]``. Returns (n_samples, n) in the dtype of x0.
-    The depth-L network is this scheme with n_steps = L (in distribution, for one input)."""
-    check_positive_int("depth.sample_sde", "n_steps", n_steps)
-    check_positive_int("depth.sample_sde", "n_samples", n_samples)
-    _check_t("sample_sde", t)
-    if not isinstance(activation, nets.Activation):
-        raise TypeError(f"depth.sample_sde: activation must be an activation spec such as "
-                        f"nets.Relu(), got {activation!r} of type {type(activation).__name__}.")
+    The depth-L network is this scheme with n_steps = L (in distribution, for one input).
+
+    >>> import jax, numpy as np
+    >>> from widelimits import depth, nets
+    >>> xt = depth.sample_sde(jax.random.key(0), np.ones(4, np.float32), nets.Identity(),
+    ...                       n_steps=8, n_samples=3)
+    >>> xt.shape, xt.dtype
+    ((3, 4), dtype('float32'))
+    """
+    integer("depth.sample_sde", "n_steps", n_steps)
+    integer("depth.sample_sde", "n_samples", n_samples)
+    t = _check_t("sample_sde", t)
+    nets.check_activation("depth.sample_sde", activation)
     if not hasattr(x0, "shape") or not hasattr(x0, "dtype"):
         x0 = np.asarray(x0, dtype=float)
     if x0.ndim != 1 or not jnp.issubdtype(x0.dtype, jnp.floating):

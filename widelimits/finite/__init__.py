@@ -4,9 +4,14 @@ Exact one-hidden-layer cumulants and Edgeworth densities (Antognini 2019), the d
 vertex recursion (Roberts, Yaida & Hanin 2022, ch. 4-5; its susceptibilities chi_par, chi_perp
 are ``signal.chi_parallel`` and ``signal.chi_perp``) and large Monte Carlo ensembles of networks
 to check them. ``activation_moments`` (E phi(u)^k, u ~ N(0, q)) is shared with ``signal``.
+
+Two views of a spec live here, each a registry with one rule per layer type: the collapsed
+sampler (``draw``, behind ``output_samples``: a random network drawn layer by layer) and the
+single-input recursions (``net_vertex``, ``net_output_cumulants``).
 """
 
 from ..kernels import activation_moments as activation_moments
+from ._draw import DENSE_DRAWS as DENSE_DRAWS, draw as draw
 from ._ensembles import (
     METHODS as METHODS,
     KurtosisEstimate as KurtosisEstimate,
@@ -34,9 +39,9 @@ from ._vertex import (
 )
 
 __all__ = [
-    "METHODS", "READOUTS", "KurtosisEstimate", "OneLayerCumulants", "ProportionalFit",
-    "VertexRecursion", "activation_moments", "edgeworth_cdf", "edgeworth_pdf", "fit_proportional",
-    "hermite_he", "net_output_cumulants", "net_vertex", "one_layer_cumulants", "one_layer_samples",
-    "output_samples", "readout_moments", "relu_exact_kurtosis", "sample_kurtosis",
-    "vertex_recursion",
+    "DENSE_DRAWS", "METHODS", "READOUTS", "KurtosisEstimate", "OneLayerCumulants",
+    "ProportionalFit", "VertexRecursion", "activation_moments", "draw", "edgeworth_cdf",
+    "edgeworth_pdf", "fit_proportional", "hermite_he", "net_output_cumulants", "net_vertex",
+    "one_layer_cumulants", "one_layer_samples", "output_samples", "readout_moments",
+    "relu_exact_kurtosis", "sample_kurtosis", "vertex_recursion",
 ]

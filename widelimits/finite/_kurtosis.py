@@ -35,9 +35,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import nets
-from .._checks import concrete
+from .._checks import concrete, integer, nonnegative
 from ..kernels import activation_moments
+from ._recursion import read
 
 __all__ = ["READOUTS", "OneLayerCumulants", "one_layer_cumulants",
            "net_output_cumulants", "readout_moments", "edgeworth_pdf", "edgeworth_cdf",
@@ -57,6 +57,10 @@ def readout_moments(readout):
     ``readout``: a name in ``READOUTS`` ("gaussian", "rademacher", "uniform"), a number m_4
     (then m_6 is NaN and only first-order results are available), or a pair (m_4, m_6).
     Raises ``ValueError`` for impossible values (m_4 >= 1, m_6 >= m_4^2 by Jensen/Cauchy-Schwarz).
+
+    >>> from widelimits import finite
+    >>> finite.readout_moments("rademacher"), finite.readout_moments((3.0, 15.0))
+    ((1.0, 1.0), (3.0, 15.0))
     """
     if isinstance(readout, str):
         if readout not in READOUTS:
@@ -84,25 +88,17 @@ class OneLayerCumulants(NamedTuple):
     variance: K = Var f. kurtosis: excess kurtosis gamma_4 = kappa_4/K^2 (exact, O(1/N)).
     sixth: gamma_6 = kappa_6/K^3 (exact, O(1/N^2); NaN if the readout's sixth moment is unknown).
     moments: (E h^2, E h^4, E h^6) of the hidden unit h = phi(u).
+
+    >>> from widelimits import finite, nets
+    >>> c = finite.one_layer_cumulants(nets.Relu(), 1.0, 10)
+    >>> [round(float(v), 4) for v in (c.variance, c.kurtosis, c.sixth)]
+    [0.5, 1.5, 6.6]
     """
 
     variance: jax.Array
     kurtosis: jax.Array
     sixth: jax.Array
     moments: jax.Array
-
-
-def check_scalar(owner, name, value):
-    """``ValueError`` naming ``owner`` and ``name`` if ``value`` is concrete and not a finite
-    scalar >= 0 (traced values pass)."""
-    c = concrete(value)
-    if c is not None and (c.shape != () or not np.isfinite(c) or c < 0):
-        raise ValueError(f"{owner}: {name} must be a finite scalar >= 0, got {c!r}.")
-
-
-def _check_width(owner, width):
-    if isinstance(width, bool) or not isinstance(width, numbers.Integral) or width < 1:
-        raise ValueError(f"{owner}: width must be a positive int, got {width!r}.")
 
 
 def one_layer_cumulants(activation, q, width: int, *, readout="gaussian", v_std=1.0, vb_std=0.0,
@@ -113,11 +109,21 @@ def one_layer_cumulants(activation, q, width: int, *, readout="gaussian", v_std=
     ``q`` (any shape) is the hidden pre-activation variance (``w_std^2 |x|^2/d + b_std^2`` for a
     Gaussian first layer); ``readout`` as in ``readout_moments``. Antognini 2019, eq. for the
     kurtosis; derivation in the module docstring. Works under jit in ``q``, ``v_std``, ``vb_std``.
+
+    ReLU with a Gaussian readout: E h^4/(E h^2)^2 = 6, so gamma_4 = 3 (6 - 1)/N = 15/N; a
+    Rademacher readout (m_4(v) = 1) gives (6 - 3)/N.
+
+    >>> from widelimits import finite, nets
+    >>> round(float(finite.one_layer_cumulants(nets.Relu(), 2.0, 30).kurtosis), 6)
+    0.5
+    >>> round(float(finite.one_layer_cumulants(nets.Relu(), 2.0, 30, readout="rademacher")
+    ...             .kurtosis), 6)
+    0.1
     """
-    _check_width("one_layer_cumulants", width)
+    integer("finite.one_layer_cumulants", "width", width)
     m4v, m6v = readout_moments(readout)
     for name, v in (("v_std", v_std), ("vb_std", vb_std)):
-        check_scalar("one_layer_cumulants", name, v)
+        nonnegative("finite.one_layer_cumulants", name, v)
     mom = activation_moments(activation, q, (2, 4, 6), order=order)
     h2, h4, h6 = mom
     hidden = v_std**2 * h2
@@ -130,42 +136,40 @@ def one_layer_cumulants(activation, q, width: int, *, readout="gaussian", v_std=
     return OneLayerCumulants(var, kurt, sixth, mom)
 
 
-def _split_one_layer(net):
-    """(first Dense, activation, readout Dense) of serial(Dense(N), act, Dense(k)), else error."""
-    layers = getattr(net, "layers", None)
-    ok = (isinstance(net, nets.Serial) and len(layers) == 3 and isinstance(layers[0], nets.Dense)
-          and isinstance(layers[1], nets.Activation) and isinstance(layers[2], nets.Dense))
-    if not ok:
-        raise TypeError(f"net_output_cumulants: net must be serial(Dense(N, ...), activation, "
-                        f"Dense(k, ...)), got {net!r}.")
-    for i in (0, 2):
-        if layers[i].weights != "gaussian":
-            raise ValueError(f"net_output_cumulants: layer {i} has weights={layers[i].weights!r}; "
-                             "the exact formula needs Gaussian weights.")
-    return layers
-
-
 def net_output_cumulants(net, x, *, order: int | None = None) -> OneLayerCumulants:
     """Exact cumulants of each output of ``serial(Dense(N, w, b), act, Dense(k, v, vb))`` at each
     input of ``x`` (n, d): fields of shape (n,). Gaussian weights, either parameterization (both
     give u ~ N(0, w^2 |x|^2/d + b^2) and a Gaussian readout of variance v^2/N per weight); every
-    one of the k outputs has the same law.
+    one of the k outputs has the same law. The net is read through the registry view
+    ``finite.recursions`` (as ``net_vertex``); deeper nets raise ``TypeError`` (their cumulants
+    are not exact: ``net_vertex`` gives the leading order).
+
+    >>> import jax.numpy as jnp
+    >>> from widelimits import finite, nets
+    >>> net = nets.serial(nets.Dense(30, w_std=2**0.5), nets.Relu(), nets.Dense(1))
+    >>> c = finite.net_output_cumulants(net, jnp.ones((1, 4)))   # q = 2: as above
+    >>> round(float(c.variance[0]), 4), round(float(c.kurtosis[0]), 4)
+    (1.0, 0.5)
     """
-    dense, act, head = _split_one_layer(net)
-    x = jnp.asarray(x)
-    if x.ndim != 2:
-        raise ValueError(f"net_output_cumulants: x must have shape (n, d), got {x.shape}.")
-    b = 0.0 if dense.b_std is None else dense.b_std
+    s = read(net, x, owner="finite.net_output_cumulants", order=order, vertex=False)
+    if len(s.denses) != 2 or s.act is not None:
+        raise TypeError(f"finite.net_output_cumulants: net must be serial(Dense(N, ...), "
+                        f"activation, Dense(k, ...)), got {net!r}.")
+    (dense, head), (act,) = s.denses, s.acts
     vb = 0.0 if head.b_std is None else head.b_std
-    q = dense.w_std**2 * jnp.sum(x * x, axis=-1) / x.shape[-1] + b**2
-    return one_layer_cumulants(act, q, dense.width, readout="gaussian", v_std=head.w_std,
-                               vb_std=vb, order=order)
+    return one_layer_cumulants(act, s.kernels[0], dense.width, readout="gaussian",
+                               v_std=head.w_std, vb_std=vb, order=order)
 
 
 def hermite_he(k: int, y):
-    """Probabilists' Hermite polynomial He_k(y) by the recursion He_{k+1} = y He_k - k He_{k-1}."""
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 0:
-        raise ValueError(f"hermite_he: k must be an int >= 0, got {k!r}.")
+    """Probabilists' Hermite polynomial He_k(y) by the recursion He_{k+1} = y He_k - k He_{k-1}
+    (``y`` any shape; He_4(y) = y^4 - 6 y^2 + 3).
+
+    >>> from widelimits import finite
+    >>> finite.hermite_he(4, [0.0, 1.0, 2.0]).tolist()
+    [3.0, -2.0, -5.0]
+    """
+    integer("finite.hermite_he", "k", k, minimum=0)
     y = jnp.asarray(y)
     prev, cur = jnp.ones_like(y), y
     if k == 0:
@@ -199,13 +203,28 @@ def edgeworth_pdf(y, kurtosis, sixth=None):
     g6/720 He_6(y) + g4^2/1152 He_8(y) when ``sixth`` = g6 is given (next order in 1/N for a sum
     of N iid terms). Integrates to 1 and has fourth cumulant g4 (and sixth g6) exactly; it can
     dip below zero in the tails when g4 is not small.
+
+    >>> import math
+    >>> from widelimits import finite
+    >>> p0 = float(finite.edgeworth_pdf(0.0, 0.4))   # phi(0) (1 + 0.4/24 He_4(0)), He_4(0) = 3
+    >>> round(p0 / (1 / math.sqrt(2 * math.pi)), 4)
+    1.05
     """
     y, s = _series(y, kurtosis, sixth, 0)
     return jnp.exp(-0.5 * y * y) / math.sqrt(2 * math.pi) * (1 + s)
 
 
 def edgeworth_cdf(y, kurtosis, sixth=None):
-    """CDF of ``edgeworth_pdf``: Phi(y) - phi(y) [g4/24 He_3(y) (+ g6/720 He_5 + g4^2/1152 He_7)]."""
+    """CDF of ``edgeworth_pdf``: Phi(y) - phi(y) [g4/24 He_3(y) (+ g6/720 He_5 + g4^2/1152 He_7)].
+
+    Symmetric: 1/2 at 0 whatever the cumulants; heavier tails (g4 > 0) put more mass below -2.
+
+    >>> from widelimits import finite
+    >>> float(finite.edgeworth_cdf(0.0, 0.4, 0.05))
+    0.5
+    >>> bool(finite.edgeworth_cdf(-2.0, 0.4) > finite.edgeworth_cdf(-2.0, 0.0))
+    True
+    """
     y, s = _series(y, kurtosis, sixth, 1)
     pdf = jnp.exp(-0.5 * y * y) / math.sqrt(2 * math.pi)
     return jax.scipy.stats.norm.cdf(y) - pdf * s

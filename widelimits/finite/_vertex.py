@@ -26,7 +26,6 @@ so E z^4/(3K^2) = (1 + 5/n)^(l-1) (``relu_exact_kurtosis``).
 from __future__ import annotations
 
 import functools
-import numbers
 from typing import NamedTuple
 
 import jax
@@ -34,10 +33,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import nets
-from .._checks import activation as check_activation, concrete
-from ..kernels import activation_moments
+from .._checks import concrete, integer, nonnegative
 from ..signal import chi_parallel, chi_perp
-from ._kurtosis import check_scalar
+from ._recursion import read, vertex_step
 
 __all__ = ["VertexRecursion", "vertex_recursion", "net_vertex", "relu_exact_kurtosis"]
 
@@ -49,6 +47,11 @@ class VertexRecursion(NamedTuple):
     widths, ``vertex`` holds Var G^(l) times the last hidden width). chi_par, chi_perp: the
     susceptibilities at K^(l) (those of the map from layer l to l+1). kurtosis_coefficient:
     V/K^2; excess kurtosis of a unit of layer l is 3 V/(n K^2) to leading order (``excess``).
+
+    >>> from widelimits import finite, nets
+    >>> r = finite.vertex_recursion(nets.Relu(), 3, c_w=2.0, c_b=0.0, k1=1.0)
+    >>> r.kurtosis_coefficient.tolist(), r.excess(10).tolist()   # 5 (l - 1), 3 V/(n K^2)
+    ([0.0, 5.0, 10.0], [0.0, 1.5, 3.0])
     """
 
     kernel: jax.Array
@@ -73,20 +76,28 @@ def vertex_recursion(activation, depth: int, *, c_w, c_b, k1, order: int | None 
     normalised as in Roberts, Yaida & Hanin (V^(1) = 0, E z^4 - 3K^2 = 3V/n + O(1/n^2)); see the
     module docstring for the derivation. A net with L hidden layers has its output at l = L + 1.
     Works under jit (``depth`` static) and is differentiable in c_w, c_b, k1.
+
+    Critical tanh (C_W = 1, C_b = 0): K decays and V/K^2 grows about like 2 l/3 (K* = 0
+    universality class, Roberts, Yaida & Hanin ch. 5).
+
+    >>> import numpy as np
+    >>> from widelimits import finite, nets
+    >>> r = finite.vertex_recursion(nets.Tanh(), 4, c_w=1.0, c_b=0.0, k1=1.0)
+    >>> [round(float(k), 3) for k in r.kernel]
+    [1.0, 0.394, 0.236, 0.167]
+    >>> bool(np.all(np.diff(np.asarray(r.kurtosis_coefficient)) > 0))
+    True
     """
-    check_activation("vertex_recursion", activation)
-    if isinstance(depth, bool) or not isinstance(depth, numbers.Integral) or depth < 1:
-        raise ValueError(f"vertex_recursion: depth must be an int >= 1, got {depth!r}.")
+    nets.check_activation("finite.vertex_recursion", activation)
+    integer("finite.vertex_recursion", "depth", depth)
     for name, v in (("c_w", c_w), ("c_b", c_b), ("k1", k1)):
-        check_scalar("vertex_recursion", name, v)
+        nonnegative("finite.vertex_recursion", name, v)
     k1 = jnp.asarray(k1)
     k1 = k1.astype(jnp.result_type(k1, float))
 
     def step(carry, _):
         k, v = carry
-        s2, s4 = activation_moments(activation, k, (2, 4), order=order)
-        chi = chi_parallel(activation, k, c_w, order=order)
-        return (c_b + c_w * s2, chi**2 * v + c_w**2 * (s4 - s2**2)), (k, v)
+        return vertex_step(activation, k, v, c_w, c_b, order=order), (k, v)
 
     (k_last, v_last), (ks, vs) = jax.lax.scan(step, (k1, jnp.zeros_like(k1)), None,
                                               length=depth - 1)
@@ -95,63 +106,51 @@ def vertex_recursion(activation, depth: int, *, c_w, c_b, k1, order: int | None 
                            chi_perp(activation, ks, c_w, order=order))
 
 
-def _split_mlp(net):
-    """[(Dense, activation-or-None), ...] for serial(Dense, act, Dense, act, ..., Dense)."""
-    layers = getattr(net, "layers", None)
-    if not isinstance(net, nets.Serial) or len(layers) % 2 != 1:
-        raise TypeError(f"net_vertex: net must be serial(Dense, act, ..., Dense) (e.g. nets.mlp), "
-                        f"got {net!r}.")
-    acts = layers[1::2]
-    for i, layer in enumerate(layers):
-        want = nets.Dense if i % 2 == 0 else nets.Activation
-        if not isinstance(layer, want):
-            raise TypeError(f"net_vertex: layer {i} must be a {want.__name__}, got {layer!r}.")
-        if i % 2 == 0 and layer.weights != "gaussian":
-            raise ValueError(f"net_vertex: layer {i} has weights={layer.weights!r}; the recursion "
-                             "is for Gaussian weights.")
-    if any(type(a) is not type(acts[0]) or a != acts[0] for a in acts[1:]):
-        raise ValueError("net_vertex: every activation must be the same spec.")
-    return layers[0::2], (acts[0] if acts else None)
-
-
 def net_vertex(net, x, *, order: int | None = None) -> tuple[jax.Array, jax.Array]:
     """Leading-order (variance, excess kurtosis) of each output of an MLP at each input of ``x``.
 
     ``net`` = serial(Dense(n_1), act, ..., Dense(n_L), act, Dense(k)) with Gaussian weights
-    (widths, C_W = w_std^2 and C_b = b_std^2 may differ per layer); ``x`` (n, d). Returns
-    (K (n,), excess (n,)) with excess = 3 Var G / K^2 from the Var G recursion of the module
-    docstring, which is exact for one hidden layer and leading order in 1/n beyond.
+    (widths, activations, C_W = w_std^2 and C_b = b_std^2 may differ per layer; a Dense right
+    after a Dense counts as an identity activation); ``x`` (n, d). Returns (K (n,), excess (n,))
+    with excess = 3 Var G / K^2 from the Var G recursion of the module docstring, which is exact
+    for one hidden layer and leading order in 1/n beyond. The net is read through the
+    registry view ``finite.recursions`` (``TypeError`` naming a layer it has no rule for).
+
+    >>> import jax.numpy as jnp
+    >>> from widelimits import finite, nets
+    >>> net = nets.mlp(16, 2, nets.Relu(), w_std=2**0.5, b_std=0.0)
+    >>> k, excess = finite.net_vertex(net, jnp.ones((1, 3)))
+    >>> round(float(k[0]), 4), round(float(excess[0]), 4)   # 15 (l - 1)/n at l = 3
+    (2.0, 1.875)
     """
-    _split_mlp(net)
     x = jnp.asarray(x)
     if x.ndim != 2:
-        raise ValueError(f"net_vertex: x must have shape (n, d), got {x.shape}.")
+        raise ValueError(f"finite.net_vertex: x must have shape (n, d), got {x.shape}.")
     return _net_vertex(net, x, order)
 
 
 @functools.partial(jax.jit, static_argnums=2)
 def _net_vertex(net, x, order):
-    denses, act = _split_mlp(net)
-    cw = [d.w_std**2 for d in denses]
-    cb = [0.0 if d.b_std is None else d.b_std**2 for d in denses]
-    k1 = cb[0] + cw[0] * jnp.sum(x * x, -1) / x.shape[-1]
-    if act is None:
-        return k1, jnp.zeros_like(k1)
-    kk, vg = k1, jnp.zeros_like(k1)
-    for c_w, c_b, d in zip(cw[1:], cb[1:], denses[:-1], strict=True):
-        s2, s4 = activation_moments(act, kk, (2, 4), order=order)
-        chi = chi_parallel(act, kk, c_w, order=order)
-        kk, vg = c_b + c_w * s2, chi**2 * vg + c_w**2 * (s4 - s2**2) / d.width
-    return kk, 3 * vg / kk**2
+    s = read(net, x, owner="finite.net_vertex", order=order)
+    if s.raw or s.act is not None:
+        raise TypeError(f"finite.net_vertex: net must be serial(Dense, act, ..., Dense) ending "
+                        f"in a Dense layer (e.g. nets.mlp), got {net!r}.")
+    if len(s.denses) == 1:
+        return s.kernel, jnp.zeros_like(s.kernel)
+    return s.kernel, 3 * s.var_g / s.kernel**2
 
 
 def relu_exact_kurtosis(depth: int, width):
     """Exact excess kurtosis 3 (1 + 5/n)^(l-1) - 3 of a unit of layer l = ``depth`` of a ReLU MLP
-    with C_b = 0 (any C_W) and equal widths n = ``width`` (see the module docstring)."""
-    if isinstance(depth, bool) or not isinstance(depth, numbers.Integral) or depth < 1:
-        raise ValueError(f"relu_exact_kurtosis: depth must be an int >= 1, got {depth!r}.")
+    with C_b = 0 (any C_W) and equal widths n = ``width`` (see the module docstring).
+
+    >>> from widelimits import finite
+    >>> round(float(finite.relu_exact_kurtosis(3, 10)), 4)   # 3 (1.5^2 - 1)
+    3.75
+    """
+    integer("finite.relu_exact_kurtosis", "depth", depth)
     width = jnp.asarray(width)
     w = concrete(width)
     if w is not None and np.any(w <= 0):
-        raise ValueError(f"relu_exact_kurtosis: width must be > 0, got {w!r}.")
+        raise ValueError(f"finite.relu_exact_kurtosis: width must be > 0, got {w!r}.")
     return 3 * ((1 + 5 / width) ** (depth - 1) - 1)
