@@ -38,6 +38,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import nets
+from .._numerics import one_at_a_time
 from .._registry import Registry
 
 __all__ = ["DENSE_DRAWS", "draw"]
@@ -82,23 +83,9 @@ def _eigh_factor(cov):
     return vec * jnp.sqrt(jnp.maximum(lam, 0))
 
 
-@jax.custom_batching.custom_vmap
-def _factor(cov):
-    """F (P, P) with F F^T = cov (a symmetric PSD matrix), by ``eigh``. Under ``vmap`` the
-    networks' factors are computed one after the other (``lax.map``): a batched ``eigh`` is one
-    LAPACK call that splits its batch over XLA:CPU's thread pool and waits for the pieces, and
-    two of them running at once (the branches of a ``parallel``) can deadlock on a 2-core
-    machine, as ``nets``' vmapped QR did (``nets._weights``); one at a time is also faster for
-    small P."""
-    return _eigh_factor(cov)
-
-
-@_factor.def_vmap
-def _factor_vmap(axis_size, in_batched, cov):
-    del axis_size
-    if not in_batched[0]:
-        return _factor(cov), False
-    return jax.lax.map(_factor, cov), True
+# F (P, P) with F F^T = cov (symmetric PSD) by eigh; under vmap one network at a time: two
+# batched eighs at once (the branches of a parallel) can deadlock XLA:CPU's thread pool.
+_factor = one_at_a_time(_eigh_factor)
 
 
 def _conditional(layer, key, h):

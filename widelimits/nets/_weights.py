@@ -16,6 +16,8 @@ import numbers
 import jax
 import jax.numpy as jnp
 
+from .._numerics import one_at_a_time
+
 __all__ = ["effective_rank", "nonzeros_per_unit", "gaussian", "orthogonal", "low_rank", "sparse",
            "check_rank", "check_density"]
 
@@ -62,29 +64,11 @@ def gaussian(key, n_in: int, n_out: int, dtype):
     return jax.random.normal(key, (n_in, n_out), dtype)
 
 
-def _one_at_a_time(fn):
-    """``fn(key)`` that, under ``jax.vmap``, runs member by member (``lax.map``).
-
-    A vmapped ``jnp.linalg.qr`` becomes one batched LAPACK call that splits its batch over
-    XLA:CPU's thread pool and waits for the pieces. Two such calls running at once in one
-    program (two orthogonal layers initialised under ``vmap``) can each hold a pool thread
-    while waiting for the other's pieces: on a 2-core machine the program deadlocks (jaxlib
-    0.10). Drawing the members one after another keeps every QR unbatched."""
-    fn = jax.custom_batching.custom_vmap(fn)
-
-    @fn.def_vmap
-    def _rule(axis_size, in_batched, key):
-        del axis_size, in_batched  # the key is always batched when the rule runs
-        return jax.lax.map(fn, key), True
-
-    return fn
-
-
 def orthogonal(key, n_in: int, n_out: int, dtype):
     """``sqrt(max(n_in, n_out))`` times a Haar matrix with orthonormal rows or columns
     (whichever are fewer), so that every entry has second moment 1."""
     draw = jax.nn.initializers.orthogonal(scale=max(n_in, n_out) ** 0.5)
-    return _one_at_a_time(lambda k: draw(k, (n_in, n_out), dtype))(key)
+    return one_at_a_time(lambda k: draw(k, (n_in, n_out), dtype))(key)
 
 
 def low_rank(key, n_in: int, n_out: int, rank, dtype):
@@ -96,7 +80,7 @@ def low_rank(key, n_in: int, n_out: int, rank, dtype):
     r = effective_rank(rank, n_in, n_out)
     kp, kc = jax.random.split(key)
     draw = jax.nn.initializers.orthogonal()
-    basis = _one_at_a_time(lambda k: draw(k, (n_in, r), dtype))(kp)
+    basis = one_at_a_time(lambda k: draw(k, (n_in, r), dtype))(kp)
     factors = jax.random.normal(kc, (r, n_out), dtype) * jnp.asarray((n_in / r) ** 0.5, dtype)
     return basis @ factors
 
