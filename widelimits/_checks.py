@@ -1,8 +1,10 @@
 """Argument checks shared by every subpackage: one wording for one kind of mistake.
 
 Each check names its ``owner`` (the public function or spec, e.g. ``"nets.Dense"``) and the
-argument, says what it got and what it expected. Values that are traced (inside ``jit``) cannot
-be checked and pass; array leaves of specs are checked when they are concrete.
+argument, says what it got and what it expected. Values that are traced (inside ``jit``)
+cannot be checked and pass; array leaves of specs are checked when they are concrete. The check
+that an argument is an activation spec is ``nets.check_activation``: this module sits below
+``nets`` and imports nothing of it.
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ import numbers
 import jax
 import numpy as np
 
-__all__ = ["IntegerTypeError", "activation", "concrete", "finite_float", "integer",
-           "is_concrete", "nonnegative"]
+__all__ = ["IntegerTypeError", "concrete", "finite_float", "integer", "is_concrete",
+           "nonnegative"]
 
 
 class IntegerTypeError(TypeError, ValueError):
@@ -76,10 +78,3 @@ def finite_float(owner: str, name: str, value, *, positive: bool = False,
         want = "> 0" if positive else ">= 0" if nonneg else "finite"
         raise ValueError(f"{owner}: {name} must be finite and {want}, got {v}.")
     return v
-
-
-def activation(owner: str, act, name: str = "activation"):
-    """Deprecated here: ``nets.check_activation`` (nets imports this module)."""
-    from .nets import check_activation
-
-    return check_activation(owner, act, name)
