@@ -24,10 +24,6 @@ parameters from its own ``init``, then ``apply``: the whole draw is then
 ``net.apply(net.init(key, x.shape), x)``) or ``"auto"`` (per layer the cheaper one: the law
 costs P x width normals plus about 8 P³ for the square root, which is free when the input is
 shared by every network drawn under ``vmap`` or when P = 1; the weights cost n x width).
-
-The registry ``RECORD`` is a second, deterministic view: the forward pass of given parameters
-that also returns unit 0 of every Dense output (``output_samples(..., layers=True)`` with
-``method="params"``); every layer without a rule of its own is applied as it is.
 """
 
 from __future__ import annotations
@@ -48,7 +44,6 @@ MIN_REPEATS = 3  # shorter runs are unrolled (as in kernels.analytic)
 
 DRAW = Registry("finite.draw", noun="collapsed sampling rule",
                 hint="finite.output_samples(..., method='params') samples any spec.")
-RECORD = Registry("finite.record", noun="recording rule")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -236,53 +231,3 @@ def draw(net, key, x, *, dense: str = "auto", shared: bool = True) -> jax.Array:
     True
     """
     return draw_state(net, key, x, dense=dense, shared=shared).h
-
-
-# ----------------------------------------------------------------------------- recording forward
-
-
-def _record(layer, params, h, path):
-    return RECORD.rule(layer, path)(layer, params, h, path)
-
-
-@RECORD.register(nets.Layer)
-def _leaf(layer, params, h, path):
-    return layer.apply(params, h), ()
-
-
-@RECORD.register(nets.Dense)
-def _dense_record(layer, params, h, path):
-    z = layer.apply(params, h)
-    return z, (z[..., 0],)
-
-
-@RECORD.register(nets.Serial)
-def _serial_record(layer, params, h, path):
-    records = ()
-    for i, (p, sub) in enumerate(zip(params, layer.layers, strict=True)):
-        h, r = _record(sub, p, h, f"{path}serial[{i}].")
-        records += r
-    return h, records
-
-
-@RECORD.register(nets.Residual)
-def _residual_record(layer, params, h, path):
-    out, records = _record(layer.block, params, h, f"{path}residual.")
-    return h + layer.scale * out, records
-
-
-@RECORD.register(nets.Parallel)
-def _parallel_record(layer, params, h, path):
-    outs, records = [], ()
-    for i, (p, branch) in enumerate(zip(params, layer.branches, strict=True)):
-        out, r = _record(branch, p, h, f"{path}parallel[{i}].")
-        outs.append(out)
-        records += r
-    return sum(outs[1:], outs[0]), records
-
-
-def record(net, params, x) -> tuple[jax.Array, tuple]:
-    """``(net.apply(params, x), (unit 0 of every Dense output, in order))``: the forward pass of
-    given parameters through the recording view (layers without a rule are applied as they
-    are; Dense layers inside them are not recorded)."""
-    return _record(net, params, x, "")

@@ -30,10 +30,10 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from .. import _resume, nets
+from .. import _resume, kernels, nets
 from .._checks import integer, nonnegative
 from .._registry import UnsupportedLayer
-from ._draw import draw_state, record
+from ._draw import draw_state
 from ._kurtosis import readout_moments
 
 __all__ = ["METHODS", "output_samples", "one_layer_samples", "KurtosisEstimate",
@@ -60,7 +60,10 @@ def _params_one(net, key, x, layers_out):
     params = jax.tree.map(lambda p: p.astype(x.dtype), net.init(key, x.shape))
     if not layers_out:
         return net.apply(params, x)
-    return _stack_records(record(net, params, x)[1], net)
+    _, tape = kernels.record(net, params, x)  # every trained layer's output, in order
+    return _stack_records([z[..., 0] for (layer, *_), z in zip(tape.taps, tape.outputs,
+                                                               strict=True)
+                           if isinstance(layer, nets.Dense)], net)
 
 
 @functools.partial(jax.jit, static_argnames=("method", "layers_out"))

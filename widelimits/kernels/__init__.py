@@ -28,11 +28,12 @@ from ._state import (
 from ._structured import (
     Tape as Tape,
     feature_kernels as feature_kernels,
+    record as record,
     register_structured as register_structured,
 )
 
 __all__ = ["Kernel", "KernelState", "METHODS", "Tape", "activation_moments", "analytic",
            "arccos_j", "derivative_moment", "dual", "empirical_nngp", "empirical_ntk",
            "equal_variance_dual", "feature_kernels", "gaussian_expectation", "gaussian_moment",
-           "hermite_coefficients", "hermite_dual", "monte_carlo", "propagate",
+           "hermite_coefficients", "hermite_dual", "monte_carlo", "propagate", "record",
            "register_analytic", "register_structured", "second_moment_slope"]

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 from .. import nets
 from .._registry import Registry
 
-__all__ = ["STRUCTURED", "Tape", "feature_kernels", "forward", "register_structured",
+__all__ = ["STRUCTURED", "Tape", "feature_kernels", "forward", "record", "register_structured",
            "structured_ntk", "readout_nngp"]
 
 STRUCTURED = Registry("kernels.empirical_ntk(method='structured')")
@@ -39,9 +39,10 @@ READOUT = Registry("kernels.empirical_nngp", noun="readout rule",
 
 class Tape:
     """What a structured forward pass records: for every trained layer, its spec, parameters,
-    input and contraction (``taps``) and the shape of its output (``outputs``); the outputs of
-    every activation (``features``). ``probes[i]`` (zeros whose cotangents are the deltas) is
-    added to the i-th trained layer's output, unless ``probes`` is None."""
+    input and contraction (``taps``) and its output (``outputs``); the outputs of every
+    activation (``features``). ``probes[i]`` (zeros whose cotangents are the deltas) is added to
+    the i-th trained layer's output, unless ``probes`` is None. ``kernels.record`` runs a net
+    with a fresh tape."""
 
     def __init__(self, probes=None):
         self.probes = probes
@@ -54,13 +55,31 @@ class Tape:
         (n1, n2, k, k) blocks (``output="full"``) or their mean over k = l, (n1, n2)
         (``output="trace"``)."""
         self.taps.append((layer, params, x, contract))
-        self.outputs.append(jax.ShapeDtypeStruct(y.shape, y.dtype))
+        self.outputs.append(y)
         return y if self.probes is None else y + self.probes[len(self.taps) - 1]
 
 
 def forward(layer, params, x, tape, path=""):
     """``layer.apply(params, x)`` through the structured rules, recording on ``tape``."""
     return STRUCTURED.rule(layer, path)(layer, params, x, tape, path)
+
+
+def record(net, params, x):
+    """``(net.apply(params, x), tape)``: the forward pass of a finite network through the
+    structured rules and the ``Tape`` of what it saw: every trained layer's spec, parameters,
+    input and output (``tape.taps``, ``tape.outputs``) and every activation's output
+    (``tape.features``), in forward order.
+
+    >>> import jax, jax.numpy as jnp
+    >>> from widelimits import kernels, nets
+    >>> net = nets.mlp(8, 2, nets.Tanh())
+    >>> x = jnp.ones((3, 2))
+    >>> y, tape = kernels.record(net, net.init(jax.random.key(0), x.shape), x)
+    >>> y.shape, [z.shape for z in tape.outputs], len(tape.features)
+    ((3, 1), [(3, 8), (3, 8), (3, 1)], 2)
+    """
+    tape = Tape()
+    return forward(net, params, x, tape), tape
 
 
 def register_structured(*layer_types):
@@ -149,9 +168,7 @@ def feature_kernels(net, params, x1, x2=None):
     ((2, 2, 2), 0.2)
     """
     def features(x):
-        tape = Tape()
-        forward(net, params, x, tape)
-        return [f.reshape(x.shape[0], -1) for f in tape.features]
+        return [f.reshape(x.shape[0], -1) for f in record(net, params, x)[1].features]
 
     f1 = features(x1)
     f2 = f1 if x2 is None else features(x2)
@@ -206,9 +223,8 @@ def _taps(net, params, x):
     Returns ``(out, taps, deltas)``: the output (n, k), the taps (layer, params, input,
     contract) and the cotangents delta (k, n, ...) = d out[:, l] / d z of every trained layer's
     output z (rows are independent, so one backward pass per output gives every example's)."""
-    shapes = Tape()
-    jax.eval_shape(lambda p, x: forward(net, p, x, shapes), params, x)
-    probes = [jnp.zeros(s.shape, s.dtype) for s in shapes.outputs]
+    shapes = jax.eval_shape(lambda p, x: record(net, p, x)[1].outputs, params, x)
+    probes = [jnp.zeros(s.shape, s.dtype) for s in shapes]
     tape = Tape(probes)
 
     def fwd(probes):
