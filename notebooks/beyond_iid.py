@@ -19,7 +19,8 @@
 # NNGP (and NTK) of each converges with width to the single analytic limit
 # `kernels.analytic`, which ignores the ensemble. Their finite-width fluctuations differ: for
 # a deep critical tanh network we plot $n\,\mathrm{Var}(\hat K_l)/E[\hat K_l]^2$ against
-# depth, with the Gaussian leading-order prediction $2 + V_l/K_l^2$.
+# depth, with the Gaussian leading-order prediction $2 + V_l/K_l^2$ (the four-point vertex
+# recursion of Roberts, Yaida & Hanin, `finite.vertex_recursion`).
 #
 # The computation lives in `widelimits.reproduce.beyond_iid` (shared with
 # `python -m widelimits reproduce beyond_iid` and the tests). `WIDELIMITS_SIZE` picks the size

@@ -22,7 +22,8 @@
 # $(TP)^3$: the full size is the paper's $P = 10$, $T = 100$, the quick one smaller), drawn next
 # to the gradient-independence approximation ($A = B = 0$), which misses the networks' loss;
 # (b) deep linear networks with the exact closed-form operator DMFT ($L = 5$ in the full size).
-# The final per-layer feature kernels of the networks align with the DMFT's as $N$ grows.
+# The final per-layer feature kernels of the networks (`kernels.feature_kernels`) align with the
+# DMFT's as $N$ grows (`compare.alignment`, the cosine similarity of the kernel matrices).
 #
 # The computation lives in `widelimits.reproduce.dmft_deep`. `WIDELIMITS_SIZE` picks the size
 # (`full`, `quick` (default), `smoke`) and `WIDELIMITS_OUT` the output folder.

@@ -42,8 +42,9 @@ result = dmft_two_layer.run(size=size, out=out)
 
 # %% [markdown]
 # Final training loss (DMFT and networks, mean over seeds), relative change of the feature
-# kernel $\|\Phi(T,T) - \Phi(0,0)\|_F / \|\Phi(0,0)\|_F$, and the cosine alignment between the
-# DMFT's and the networks' final kernels:
+# kernel $\|\Phi(T,T) - \Phi(0,0)\|_F / \|\Phi(0,0)\|_F$ (the networks' kernels from
+# `kernels.feature_kernels`), and the kernel alignment (`compare.alignment`, the cosine
+# similarity of Cristianini et al. 2001) between the DMFT's and the networks' final kernels:
 
 # %%
 for i, g in enumerate(result["gammas"]):

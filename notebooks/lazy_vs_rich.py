@@ -14,8 +14,9 @@
 # %% [markdown]
 # # Lazy vs rich training (Chizat, Oyallon & Bach 2019)
 #
-# Train the centred, scaled model $\alpha\,[h(\theta) - h(\theta_0)]$ on the loss divided by
-# $\alpha^2$ (gradient descent with learning rate $\eta/\alpha^2$) for a fixed number of steps.
+# Train the centred, scaled model $\alpha\,[h(\theta) - h(\theta_0)]$ (`dynamics.Centered`) on
+# the loss divided by $\alpha^2$ (gradient descent with learning rate $\eta/\alpha^2$) for a
+# fixed number of steps.
 # Theorem 2.3 of the paper: the parameters move by $O(1/\alpha)$, they stay $O(1/\alpha^2)$ from
 # those of the linearised model, and the function-space gap to the linearised model is
 # $O(1/\alpha)$; so the tangent kernel changes by $O(1/\alpha)$ — large $\alpha$ is lazy (kernel

@@ -63,7 +63,7 @@ def test_fluctuations_gaussian_vs_orthogonal():
     ratio = {}
     for ens in ("gaussian", "orthogonal"):
         keys = jax.random.split(jax.random.key(3), s)
-        k = np.asarray(bi._norms(bi.fluctuation_net_layer(n, ens), keys, x, d))
+        k = np.asarray(bi._norms((bi.fluctuation_net_layer(n, ens),), keys[None], x, d)[0])
         ratio[ens] = n * k.var(0, ddof=1) / k.mean(0) ** 2
         if ens == "gaussian":  # s.e. of a sample variance of χ²_n/n: ≈ ratio * sqrt(2 * 3 / s)
             assert abs(ratio[ens][0] - 2) < 4.5 * 2 * np.sqrt(6 / s), ratio[ens]

@@ -7,7 +7,7 @@ import optax
 import pytest
 
 from tests.conftest import rtol_for
-from widelimits import nets
+from widelimits import compare, nets
 from widelimits.reproduce import REGISTRY, dmft_two_layer as dtl
 
 from ._repro import assert_png, forbid
@@ -136,7 +136,7 @@ def test_figure_and_registry(smoke):
     with pytest.raises(ValueError, match="size"):
         dtl.run("huge", smoke[2])
     assert_png(paths[0])
-    np.testing.assert_allclose(dtl.alignment(result["dmft_phi"], 3 * result["dmft_phi"]), 1,
+    np.testing.assert_allclose(compare.alignment(result["dmft_phi"], 3 * result["dmft_phi"]), 1,
                                rtol=1e-12)
 
 

@@ -63,8 +63,8 @@ def test_linearised_runs_are_the_kernel_recursion(smoke):
 def test_centered_model_is_zero_at_init_and_moves_theta_only():
     with jax.enable_x64(True):
         net, theta0, x, y, _ = lvr.problem(4, jax.random.key(1))
-        params = jax.tree.map(lambda a: a[0], lvr.scaled_params(theta0, [7.0]))
-        g = lvr.Centered(net)
+        g = dynamics.Centered(net)
+        params = jax.tree.map(lambda a: a[0], g.init_params(theta0, [7.0]))
         np.testing.assert_array_equal(jax.jit(g)(params, x), 0.0)
         grads = jax.jit(jax.grad(lambda p: jnp.sum(g(p, x) * y)))(params)
         assert float(grads["alpha"]) == 0.0
@@ -95,3 +95,49 @@ def test_bad_alphas():
     with pytest.raises(ValueError, match="alphas"):
         lvr.train_alphas(net, theta0, jnp.ones((2, lvr.IN_DIM)), jnp.ones((2, 1)), None,
                          [1.0, 0.0], 3, 0.1)
+
+
+def test_centered_trains_alpha_and_theta0_stay_fixed():
+    """dynamics.Centered as an ensemble of alphas in dynamics.train: alpha and theta0 never move,
+    the first step equals a hand-written step of alpha [h(theta) - h(theta0)] at rate lr/alpha^2,
+    and a plain callable h (here the spec's apply wrapped in a lambda) gives the same numbers."""
+    import optax
+
+    with jax.enable_x64(True):
+        net, theta0, x, y, _ = lvr.problem(8, jax.random.key(2))
+        alphas = jnp.array([0.5, 4.0])
+        for h in (net, lambda p, z: net.apply(p, z)):
+            g = dynamics.Centered(h)
+            params = g.init_params(theta0, alphas)
+            assert params["alpha"].dtype == jnp.float64
+            opt = optax.inject_hyperparams(optax.sgd)(learning_rate=1.0)
+            state = jax.vmap(opt.init)(params)
+            state.hyperparams["learning_rate"] = 0.1 / alphas**2
+            res = dynamics.train(g, params, x, y, opt, 3, ensemble=True, opt_state=state,
+                                 progress=False)
+            np.testing.assert_array_equal(res.params["alpha"], alphas)
+            for a, b in zip(jax.tree.leaves(res.params["theta0"]), jax.tree.leaves(theta0),
+                            strict=True):
+                np.testing.assert_array_equal(a, np.broadcast_to(b, a.shape))
+            one = dynamics.train(g, params, x, y, opt, 1, ensemble=True, opt_state=state,
+                                 progress=False)
+            for i, alpha in enumerate(np.asarray(alphas)):
+                grad = jax.grad(lambda t, a=alpha: 0.5 * jnp.mean(
+                    (a * (net.apply(t, x) - net.apply(theta0, x)) - y) ** 2))(theta0)
+                want = jax.tree.map(lambda t, d, a=alpha: t - 0.1 / a**2 * d, theta0, grad)
+                got = jax.tree.map(lambda a, i=i: a[i], one.params["theta"])
+                for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+                    np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+        assert "Centered(" in repr(dynamics.Centered(net))
+
+
+def test_centered_errors():
+    net = lvr.make_net(3)
+    theta0 = net.init(jax.random.key(0), (2, lvr.IN_DIM))
+    g = dynamics.Centered(net)
+    with pytest.raises(ValueError, match="keys"):
+        g({"theta": theta0}, jnp.ones((2, lvr.IN_DIM)))
+    with pytest.raises(ValueError, match="alpha"):
+        g.init_params(theta0, jnp.ones((2, 2)))
+    with pytest.raises(TypeError, match="dynamics.Centered"):
+        dynamics.Centered("not a network")

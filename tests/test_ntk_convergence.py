@@ -2,9 +2,10 @@
 
 import jax
 import numpy as np
+import optax
 import pytest
 
-from widelimits import kernels
+from widelimits import dynamics, kernels
 from widelimits.reproduce import REGISTRY, ntk_convergence as nc
 
 from ._repro import assert_png, forbid
@@ -48,10 +49,13 @@ def test_training_reduces_the_loss(smoke):
 
 
 def test_gradient_descent_matches_a_hand_written_step():
+    # The figure trains with dynamics.train and optax.sgd: its "mse" loss is the figure's cost
+    # (1/2N) sum (f - y)^2 for one output, and one step is a plain gradient-descent step.
     net = nc.make_net(16)
     x, y = nc.training_set()
     params = net.init(jax.random.key(0), x.shape)
-    trained, losses = nc.gradient_descent(net, params, x, y, steps=1, lr=0.3)
+    res = dynamics.train(net, params, x, y, optax.sgd(0.3), 1, progress=False)
+    trained, losses = res.params, res.loss
     loss = lambda p: 0.5 * np.mean((np.asarray(net.apply(p, x)) - np.asarray(y)) ** 2)
     grad = jax.grad(lambda p: 0.5 * ((net.apply(p, x) - y) ** 2).mean())(params)
     want = jax.tree.map(lambda a, g: a - 0.3 * g, params, grad)

@@ -1,6 +1,7 @@
 """Comparisons of finite-width runs with their infinite-width limits: deviations vs width and
-fitted power laws."""
+fitted power laws, kernel alignment."""
 
+from ._alignment import alignment as alignment
 from ._convergence import (
     KernelConvergence as KernelConvergence,
     PowerLaw as PowerLaw,
@@ -14,6 +15,7 @@ from ._trajectories import (
     trajectories as trajectories,
 )
 
-__all__ = ["KernelConvergence", "PowerLaw", "fit_power_law", "kernel_convergence",
-           "plot_kernel_convergence"]
+__all__ = ["alignment"]
+__all__ += ["KernelConvergence", "PowerLaw", "fit_power_law", "kernel_convergence",
+            "plot_kernel_convergence"]
 __all__ += ["Trajectories", "plot_trajectories", "trajectories"]

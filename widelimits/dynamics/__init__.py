@@ -4,7 +4,8 @@
   infinite ensembles and exact GP inference, the function-space flow of any loss (Jacot et al.
   2018; Lee et al. 2019).
 * ``training``: jit/vmap training of finite networks with optax (``train``, ensembles,
-  resumable checkpoints) and their Taylor models (``linearize``, ``quadratic``).
+  resumable checkpoints), their Taylor models (``linearize``, ``quadratic``) and the centred,
+  scaled model of lazy training (``Centered``).
 * ``dmft``: the feature-learning (mean-field / muP) limit, dynamical mean field theory of a
   ``nets.meanfield_mlp`` spec (Bordelon & Pehlevan 2022).
 
@@ -26,6 +27,7 @@ from .lazy import (
     mse as mse,
 )
 from .training import (
+    Centered as Centered,
     Linearized as Linearized,
     Quadratic as Quadratic,
     TrainResult as TrainResult,
@@ -40,7 +42,7 @@ __all__ = [
     "gradient_descent_mse", "gradient_descent_mse_ensemble", "gradient_flow",
     "max_learning_rate", "mse",
     # training: finite networks and their Taylor models
-    "Linearized", "Quadratic", "TrainResult", "linearize", "quadratic", "train",
+    "Centered", "Linearized", "Quadratic", "TrainResult", "linearize", "quadratic", "train",
     # dmft: the feature-learning limit
     "DMFTResult", "dmft", "dmft_memory",
 ]

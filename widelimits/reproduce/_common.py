@@ -1,5 +1,5 @@
-"""Helpers shared by the figure modules: run sizes, resumable results, figure creation and
-saving.
+"""Helpers shared by the figure modules: run sizes, resumable results (the package's one format,
+``widelimits._resume``), figure creation and saving.
 
 Figures are built on ``matplotlib.figure.Figure`` directly (no ``pyplot``), so saving uses the
 Agg canvas whatever backend the caller (a notebook, a script) has selected, and no global
@@ -14,8 +14,10 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from .. import _resume
+
 __all__ = ["SIZES", "DPI", "angle_axis", "check_size", "checkpoint", "circle", "new_figure",
-           "rerun_saved", "resume", "save_figure"]
+           "rerun_saved", "resume", "save_figure", "saved_stamp"]
 
 SIZES = ("full", "quick", "smoke")
 DPI = 120
@@ -28,28 +30,52 @@ def check_size(size: str) -> str:
     return size
 
 
+_STAMP = "stamp."  # prefix of the stamp's arrays in a saved file
+
+
+def _fingerprint(stamp: dict) -> str:
+    return _resume.fingerprint("widelimits.reproduce", {k: np.asarray(v) for k, v in
+                                                        stamp.items()})
+
+
 def resume(path: str | os.PathLike, **stamp) -> dict:
     """The named arrays saved at ``path`` by :func:`checkpoint` under the same ``stamp`` (the
-    seed and any setting the pieces depend on; values ``np.array_equal`` compares), else ``{}``.
+    seed and any setting the pieces depend on: arrays, numbers, strings), else ``{}``.
 
     Long reproductions save after every finished piece and skip the pieces found here, so a
-    killed run resumes where it stopped; a file written under other settings is ignored (and
-    replaced by the next save).
+    killed run resumes where it stopped; a file written under other settings (another
+    fingerprint of the stamp, ``widelimits._resume``) is ignored, and replaced by the next save.
     """
-    if not os.path.exists(path):
+    saved = _resume.load(path, _fingerprint(stamp), who="widelimits.reproduce",
+                         on_mismatch="ignore")
+    if saved is None:
         return {}
-    with np.load(path) as f:
-        if not all(k in f.files and np.array_equal(f[k], v) for k, v in stamp.items()):
-            return {}
-        return {k: f[k] for k in f.files if k not in stamp}
+    return {k: v for k, v in saved.items() if not k.startswith(_STAMP)}
 
 
 def checkpoint(path: str | os.PathLike, done: dict, **stamp) -> None:
-    """Write ``done`` (name -> array) and ``stamp`` to the npz file ``path`` (read back by
-    :func:`resume`). Atomic: a run killed while saving leaves the previous file intact."""
-    partial = f"{os.fspath(path)}.partial.npz"
-    np.savez(partial, **stamp, **done)
-    os.replace(partial, path)
+    """Write ``done`` (name -> array) to ``path`` under ``stamp`` (read back by :func:`resume`)
+    in the one resumable format of the package (``widelimits._resume``: an ``.npz`` with the
+    fingerprint of the stamp, written atomically, so a run killed while saving leaves the previous
+    file intact). The stamp's values are saved too (:func:`saved_stamp`)."""
+    stamped = {_STAMP + k: np.asarray(v) for k, v in stamp.items()}
+    bad = [k[len(_STAMP):] for k, v in stamped.items() if v.dtype == object]
+    if bad:
+        raise TypeError(f"widelimits.reproduce.checkpoint: stamp values must be arrays, numbers "
+                        f"or strings, got {bad} of other types.")
+    arrays = {**done, **stamped}
+    _resume.save(path, arrays, _fingerprint(stamp))
+
+
+def saved_stamp(path: str | os.PathLike) -> dict:
+    """The stamp ``path`` was saved under by :func:`checkpoint` (name -> array; a number as a 0-d
+    array). ``ValueError`` if ``path`` is not such a file."""
+    with np.load(path, allow_pickle=False) as f:
+        stamp = {k[len(_STAMP):]: f[k] for k in f.files if k.startswith(_STAMP)}
+    if not stamp or _resume.load(path, _fingerprint(stamp), who="widelimits.reproduce",
+                                 on_mismatch="ignore") is None:
+        raise ValueError(f"{path} is not a file saved by a reproduction (no valid stamp).")
+    return stamp
 
 
 def rerun_saved(path: str | os.PathLike, run, size: str, pieces: dict, where: str) -> dict:
@@ -57,12 +83,12 @@ def rerun_saved(path: str | os.PathLike, run, size: str, pieces: dict, where: st
     after checking that it holds every piece: ``pieces`` maps a label (a width, a gamma0) to the
     array name that piece saves. Raises ``ValueError`` naming ``where`` and the missing labels,
     so a ``load`` never starts a long computation by surprise."""
-    with np.load(path) as f:
-        missing = [label for label, name in pieces.items() if name not in f.files]
-        seed = int(f["seed"])
+    stamp = saved_stamp(path)
+    done = resume(path, **stamp)
+    missing = [label for label, name in pieces.items() if name not in done]
     if missing:
         raise ValueError(f"{where}: {path} lacks {missing} of size {size!r}.")
-    return run(size, os.path.dirname(os.fspath(path)) or ".", seed=seed)
+    return run(size, os.path.dirname(os.fspath(path)) or ".", seed=int(stamp["seed"]))
 
 
 def new_figure(nrows: int, ncols: int, *, panel=(3.0, 2.6), **subplot_kw):

@@ -16,12 +16,13 @@ Right panel (fluctuations vs depth): a deep tanh network at criticality (w_std =
 of width n, every layer from ensemble E, on one input with ||x||² = n. For K̂_l = ||z_l||² / n
 (the diagonal kernel of layer l's pre-activations) we plot ``n Var(K̂_l) / E[K̂_l]²`` over
 initialisations against depth l, with the Gaussian leading-order prediction 2 + V_l / K_l²
-(four-point vertex recursion of Roberts, Yaida & Hanin: V_{l+1} = χ_∥² V_l + <σ⁴> - <σ²>²,
-V_1 = 0, by Gauss-Hermite quadrature). Gaussian weights: the normalised variance grows linearly
-in depth (≈ 2/3 per layer). Day et al. predict depth-independent leading-order fluctuations for
-orthogonal weights.
+(four-point vertex recursion of Roberts, Yaida & Hanin 2022, ch. 4-5: V_{l+1} = χ_∥² V_l +
+<σ⁴> - <σ²>², V_1 = 0; ``finite.vertex_recursion``). Gaussian weights: the normalised variance
+grows linearly in depth (≈ 2/3 per layer). Day et al. predict depth-independent leading-order
+fluctuations for orthogonal weights.
 
-``run(size)`` computes the numbers (smoke: seconds; quick: under a minute on two CPU cores),
+``run(size)`` computes the numbers (smoke: seconds; quick: under a minute on two CPU cores: the
+four ensembles of one width share one compiled program, and so do the four fluctuation chains),
 resuming finished pieces from ``out/beyond_iid_<size>.npz``; ``plot(result, out)`` draws
 ``beyond_iid.png``.
 """
@@ -36,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from .. import compare, kernels, nets
+from .. import compare, finite, kernels, nets
 from ._common import check_size, checkpoint, circle, new_figure, resume, save_figure
 
 __all__ = ["CONFIGS", "ENSEMBLES", "W_STD", "B_STD", "make_net", "fluctuation_net_layer",
@@ -51,10 +52,10 @@ ENSEMBLES = {
 W_STD, B_STD = 1.5, 0.1
 
 CONFIGS = {
-    "smoke": dict(widths=(16, 32, 64), n_seeds=2, n_angles=4, fl_width=16, fl_depth=6,
+    "smoke": dict(widths=(16, 64, 256), n_seeds=2, n_angles=4, fl_width=16, fl_depth=6,
                   fl_samples=100),
-    "quick": dict(widths=(64, 256, 1024), n_seeds=8, n_angles=6, fl_width=64, fl_depth=24,
-                  fl_samples=600),
+    "quick": dict(widths=(64, 256, 1024), n_seeds=8, n_angles=6, fl_width=64, fl_depth=16,
+                  fl_samples=300),
     "full": dict(widths=(64, 128, 256, 512, 1024, 2048, 4096), n_seeds=32, n_angles=9,
                  fl_width=128, fl_depth=80, fl_samples=4000),
 }
@@ -78,49 +79,44 @@ def fluctuation_net_layer(width: int, ensemble: str):
     return nets.Dense(width, w_std=1.0, b_std=None, **ENSEMBLES[ensemble])
 
 
-@functools.partial(jax.jit, static_argnames=("net",))
-def _kernels(net, keys, x):
-    """Empirical NNGP and NTK of ``net`` initialised with each of ``keys``."""
+@functools.partial(jax.jit, static_argnames=("nets_",))
+def _kernels(nets_, keys, x):
+    """Empirical NNGP and NTK (two arrays (E, S, n, n)) of each net of ``nets_`` (E specs, e.g.
+    the ensembles of one width: one compiled program) initialised with each of its keys
+    ``keys[e]`` (E, S)."""
 
-    def one(key):
+    def one(net, key):
         params = net.init(key, x.shape)
         return kernels.empirical_nngp(net, params, x), kernels.empirical_ntk(net, params, x)
 
-    return jax.vmap(one)(keys)
+    out = [jax.vmap(functools.partial(one, net))(k) for net, k in zip(nets_, keys, strict=True)]
+    return jnp.stack([o[0] for o in out]), jnp.stack([o[1] for o in out])
 
 
-@functools.partial(jax.jit, static_argnames=("layer", "depth"))
-def _norms(layer, keys, x, depth):
+@functools.partial(jax.jit, static_argnames=("layers", "depth"))
+def _norms(layers, keys, x, depth):
     """K̂_l = ||z_l||² / n for l = 1..depth of the tanh chain z_{l+1} = layer(tanh(z_l)), z_1 =
-    layer(x), a fresh ``layer.init`` per layer and key."""
+    layer(x), a fresh ``layer.init`` per layer and key, for each layer spec of ``layers`` (E,)
+    with its keys ``keys[e]`` (E, S): (E, S, depth), one compiled program."""
 
-    def one(key):
+    def chain(layer, key):
         def step(h, l):
             z = layer.apply(layer.init(jax.random.fold_in(key, l), h.shape, h.dtype), h)
             return jnp.tanh(z), jnp.mean(z**2)
 
-        _, k = jax.lax.scan(step, x, jnp.arange(depth))
-        return k
+        return jax.lax.scan(step, x, jnp.arange(depth))[1]
 
-    return jax.vmap(one)(keys)
+    return jnp.stack([jax.vmap(functools.partial(chain, layer))(k)
+                      for layer, k in zip(layers, keys, strict=True)])
 
 
 def gaussian_fluctuation_theory(depth: int, k1: float = 1.0):
     """Leading-order ``n Var(K̂_l) / K_l² = 2 + V_l / K_l²`` for iid Gaussian weights, tanh,
-    C_W = 1, C_b = 0, l = 1..depth (Roberts, Yaida & Hanin, ch. 5): K_{l+1} = <tanh²>_{K_l},
-    V_{l+1} = χ_∥(K_l)² V_l + <tanh⁴>_{K_l} - <tanh²>²_{K_l}, χ_∥ = <z tanh tanh'>_K / K,
-    V_1 = 0. Returns (K (depth,), 2 + V/K² (depth,)) by Gauss-Hermite quadrature."""
-    ge = kernels.gaussian_expectation
-    k, v = [k1], [0.0]
-    for _ in range(depth - 1):
-        kk = jnp.asarray(k[-1])
-        s2 = float(ge(lambda z: jnp.tanh(z) ** 2, kk))
-        s4 = float(ge(lambda z: jnp.tanh(z) ** 4, kk))
-        chi = float(ge(lambda z: z * jnp.tanh(z) / jnp.cosh(z) ** 2, kk)) / k[-1]
-        v.append(chi**2 * v[-1] + s4 - s2**2)
-        k.append(s2)
-    k, v = np.array(k), np.array(v)
-    return k, 2 + v / k**2
+    C_W = 1, C_b = 0, l = 1..depth: the kernel K_l and four-point vertex V_l of Roberts, Yaida &
+    Hanin (2022, ch. 4-5), ``finite.vertex_recursion``, with K_1 = ``k1``, V_1 = 0. Returns
+    (K (depth,), 2 + V/K² (depth,))."""
+    rec = finite.vertex_recursion(nets.Tanh(), depth, c_w=1.0, c_b=0.0, k1=k1)
+    return np.asarray(rec.kernel), 2 + np.asarray(rec.kurtosis_coefficient)
 
 
 def run(size: str = "full", out: str | os.PathLike = "figures", *, seed: int = 0) -> dict:
@@ -140,24 +136,29 @@ def run(size: str = "full", out: str | os.PathLike = "figures", *, seed: int = 0
     lim = {"nngp": np.asarray(limit.nngp), "ntk": np.asarray(limit.ntk)}
     os.makedirs(out, exist_ok=True)
     data = os.path.join(os.fspath(out), f"beyond_iid_{size}.npz")
-    done = resume(data, seed=seed)
+    stamp = dict(seed=seed, config=repr(cfg))
+    done = resume(data, **stamp)
     key = jax.random.key(seed)
-    save = lambda: checkpoint(data, done, seed=seed)  # noqa: E731
-    for e, ens in enumerate(ENSEMBLES):
-        for width in tqdm(cfg["widths"], desc=f"{ens}: widths", leave=False):
-            if f"nngp_{ens}_{width}" in done:
-                continue
-            keys = jax.random.split(jax.random.fold_in(jax.random.fold_in(key, e), width),
-                                    cfg["n_seeds"])
-            nngp, ntk = _kernels(make_net(width, ens), keys, x)
-            done[f"nngp_{ens}_{width}"], done[f"ntk_{ens}_{width}"] = map(np.asarray, (nngp, ntk))
-            save()
-        if f"fluctuations_{ens}" not in done:
-            n = cfg["fl_width"]
-            keys = jax.random.split(jax.random.fold_in(key, 100 + e), cfg["fl_samples"])
-            done[f"fluctuations_{ens}"] = np.asarray(_norms(
-                fluctuation_net_layer(n, ens), keys, jnp.ones((1, n), x.dtype), cfg["fl_depth"]))
-            save()
+    save = lambda: checkpoint(data, done, **stamp)  # noqa: E731
+    names = list(ENSEMBLES)
+    for width in tqdm(cfg["widths"], desc="beyond_iid: widths", leave=False):
+        if all(f"nngp_{ens}_{width}" in done for ens in names):
+            continue
+        keys = jnp.stack([jax.random.split(jax.random.fold_in(jax.random.fold_in(key, e), width),
+                                           cfg["n_seeds"]) for e in range(len(names))])
+        nngp, ntk = _kernels(tuple(make_net(width, ens) for ens in names), keys, x)
+        for e, ens in enumerate(names):
+            done[f"nngp_{ens}_{width}"], done[f"ntk_{ens}_{width}"] = map(np.asarray,
+                                                                          (nngp[e], ntk[e]))
+        save()
+    if not all(f"fluctuations_{ens}" in done for ens in names):
+        n = cfg["fl_width"]
+        keys = jnp.stack([jax.random.split(jax.random.fold_in(key, 100 + e), cfg["fl_samples"])
+                          for e in range(len(names))])
+        k = _norms(tuple(fluctuation_net_layer(n, ens) for ens in names), keys,
+                   jnp.ones((1, n), x.dtype), cfg["fl_depth"])
+        done.update({f"fluctuations_{ens}": np.asarray(k[e]) for e, ens in enumerate(names)})
+        save()
     widths = np.asarray(cfg["widths"])
     rel = lambda k, kind: np.linalg.norm(k - lim[kind], axis=(-2, -1)) / np.linalg.norm(lim[kind])
     dev, mean_dev, fits, mean_fits = {}, {}, {}, {}

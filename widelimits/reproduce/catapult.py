@@ -48,7 +48,7 @@ from tqdm import tqdm
 
 from .. import dynamics, kernels, nets
 from ..models import uv
-from ._common import check_size, new_figure, save_figure
+from ._common import check_size, checkpoint, new_figure, rerun_saved, resume, save_figure
 
 __all__ = ["CONFIGS", "MODELS", "PHASES", "CONVERGED", "IN_DIM", "N_TRAIN", "uv_problem",
            "relu_problem", "make_net", "lambda0", "sweep", "classify", "run", "plot", "load"]
@@ -179,14 +179,10 @@ def run(size: str = "full", out: str | os.PathLike = "figures", *, seed: int = 0
     os.makedirs(out, exist_ok=True)
     data = os.path.join(os.fspath(out), f"catapult_{size}.npz")
     rates = np.asarray(cfg["rates"], np.float64)
-    done: dict[str, dict] = {}
-    if os.path.exists(data):
-        with np.load(data) as f:
-            if np.array_equal(f["rates"], rates) and int(f["seed"]) == seed:
-                for name in MODELS:
-                    if f"{name}_loss" in f:
-                        done[name] = {k[len(name) + 1:]: f[k] for k in f.files
-                                      if k.startswith(name + "_")}
+    stamp = dict(seed=seed, config=repr(cfg))
+    saved = resume(data, **stamp)
+    done = {name: {k[len(name) + 1:]: v for k, v in saved.items() if k.startswith(name + "_")}
+            for name in MODELS if f"{name}_loss" in saved}
     key = jax.random.key(seed)
     with jax.enable_x64(True):
         for name in tqdm(MODELS, desc="catapult", unit="model", leave=False):
@@ -194,19 +190,15 @@ def run(size: str = "full", out: str | os.PathLike = "figures", *, seed: int = 0
                 continue
             f, params0, x, y = _model_problem(name, cfg, key)
             done[name] = sweep(f, params0, x, y, rates, cfg["steps"], n_ntk=cfg["n_ntk"])
-            np.savez(data, rates=rates, seed=seed,
-                     **{f"{m}_{k}": v for m, r in done.items() for k, v in r.items()})
+            checkpoint(data, {f"{m}_{k}": v for m, r in done.items() for k, v in r.items()},
+                       **stamp)
     return {"size": size, "config": dict(cfg), "models": MODELS, **done, "data": data}
 
 
 def load(path: str | os.PathLike, size: str) -> dict:
     """Rebuild ``run``'s result from its saved file without computing anything new."""
-    with np.load(path) as f:
-        missing = [m for m in MODELS if f"{m}_loss" not in f]
-        seed = int(f["seed"])
-    if missing:
-        raise ValueError(f"catapult.load: {path} lacks the models {missing}.")
-    return run(size, os.path.dirname(os.fspath(path)) or ".", seed=seed)
+    return rerun_saved(path, run, check_size(size), {m: f"{m}_loss" for m in MODELS},
+                       "catapult.load")
 
 
 _TITLES = {"uv": "uv model f = vᵀux/√n (x = 1, y = 0)",

@@ -19,9 +19,10 @@ networks' losses and final kernels follow the DMFT's.
 
 Plotted: the training losses (DMFT and every network seed) per gamma0, the final feature kernels
 Phi(T, T) of the DMFT and of one network (points sorted by target), and the summaries: relative
-kernel change ||Phi(T,T) - Phi(0,0)||_F / ||Phi(0,0)||_F and the cosine alignments
-<A, B>_F / (||A||_F ||B||_F) between the DMFT's and the networks' final kernels, and between each
-final kernel and its initial one, and between the final kernels and y y^T.
+kernel change ||Phi(T,T) - Phi(0,0)||_F / ||Phi(0,0)||_F and the kernel alignments
+<A, B>_F / (||A||_F ||B||_F) (Cristianini et al. 2001, ``compare.alignment``) between the
+DMFT's and the networks' final kernels, between each final kernel and its initial one, and
+between the final kernels and y y^T. The networks' kernels are ``kernels.feature_kernels``.
 
 ``run(size)`` (smoke: seconds; quick: well under a minute on two CPU cores; full: the paper's
 sizes) saves each finished gamma0 to and resumes from ``out/dmft_two_layer_<size>.npz``;
@@ -38,11 +39,11 @@ import numpy as np
 import optax
 from tqdm import tqdm
 
-from .. import dynamics, nets
+from .. import compare, dynamics, kernels, nets
 from ._common import check_size, checkpoint, new_figure, rerun_saved, resume, save_figure
 
 __all__ = ["CONFIGS", "N_TRAIN", "IN_DIM", "STEPS", "ETA", "GAMMAS", "OPTIMIZER", "dataset",
-           "feature_kernel", "alignment", "run", "plot", "load"]
+           "run", "plot", "load"]
 
 N_TRAIN = 25
 _DATA_STREAM = 10_000  # fold_in index of the data's key (gamma0 number i uses index i)
@@ -70,22 +71,6 @@ def dataset(seed: int = 0):
     return x, x @ beta / np.float32(np.sqrt(IN_DIM))
 
 
-def feature_kernel(params, x):
-    """Phi = relu(h) relu(h)^T / N (P, P) of a two-layer ``meanfield_mlp`` with ``params``
-    (h = x W^0 / sqrt(D), the hidden preactivations (P, N))."""
-    w0 = params[0]["W"]
-    h = x @ w0 / np.sqrt(x.shape[-1])
-    a = jax.nn.relu(h)
-    return a @ a.T / w0.shape[1]
-
-
-def alignment(a, b):
-    """Cosine similarity <a, b>_F / (||a||_F ||b||_F) of kernels over their last two axes."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    dot = np.sum(a * b, axis=(-2, -1))
-    return dot / np.sqrt(np.sum(a * a, axis=(-2, -1)) * np.sum(b * b, axis=(-2, -1)))
-
-
 def _one_gamma(gamma0, cfg, key, x, y):
     """DMFT and ``cfg['seeds']`` width-N networks at one gamma0."""
     steps, width = cfg["steps"], cfg["width"]
@@ -100,12 +85,12 @@ def _one_gamma(gamma0, cfg, key, x, y):
     opt_state.hyperparams["learning_rate"] = jnp.full((cfg["seeds"],), lr, jnp.float32)
     tr = dynamics.train(net, params0, x, y[:, None], OPTIMIZER, steps, ensemble=True,
                         opt_state=opt_state, ensemble_mode="map", progress=False)
-    phi = jax.vmap(feature_kernel, (0, None))
+    phi = jax.vmap(lambda p: kernels.feature_kernels(net, p, x)[0])   # relu(h) relu(h)^T / N
     return {
         "dmft_loss": np.asarray(0.5 * jnp.mean(dm.delta**2, axis=-1)),
         "dmft_phi": np.asarray(dm.phi[0][jnp.array([0, steps])]),     # (2, P, P): t = 0, T
         "net_loss": np.asarray(tr.loss),                               # (S, T + 1)
-        "net_phi": np.stack([np.asarray(phi(params0, x)), np.asarray(phi(tr.params, x))], 1),
+        "net_phi": np.stack([np.asarray(phi(params0)), np.asarray(phi(tr.params))], 1),
     }
 
 
@@ -149,11 +134,11 @@ def run(size: str = "full", out: str | os.PathLike = "figures", *, seed: int = 0
         "y": np.asarray(y), "t": ETA * np.arange(cfg["steps"] + 1), **res,
         "change_dmft": rel(d_phi[:, 1], d_phi[:, 0]),
         "change_net": rel(n_phi[:, :, 1], n_phi[:, :, 0]),
-        "align_dmft_net": alignment(d_phi[:, None, 1], n_phi[:, :, 1]),
-        "align_init_dmft": alignment(d_phi[:, 0], d_phi[:, 1]),
-        "align_init_net": alignment(n_phi[:, :, 0], n_phi[:, :, 1]),
-        "align_target_dmft": alignment(d_phi, yy),
-        "align_target_net": alignment(n_phi[:, :, 1], yy),
+        "align_dmft_net": compare.alignment(d_phi[:, None, 1], n_phi[:, :, 1]),
+        "align_init_dmft": compare.alignment(d_phi[:, 0], d_phi[:, 1]),
+        "align_init_net": compare.alignment(n_phi[:, :, 0], n_phi[:, :, 1]),
+        "align_target_dmft": compare.alignment(d_phi, yy),
+        "align_target_net": compare.alignment(n_phi[:, :, 1], yy),
         "data": data,
     }
 

@@ -45,7 +45,7 @@ from tqdm import tqdm
 
 from .. import dynamics, kernels
 from ..models import grokking
-from ._common import check_size, new_figure, save_figure
+from ._common import check_size, checkpoint, new_figure, rerun_saved, resume, save_figure
 
 __all__ = ["CONFIGS", "THRESHOLD", "N_TEST", "make_problem", "first_below", "run", "plot", "load"]
 
@@ -117,9 +117,9 @@ def _linearised(cfg, prob, steps):
             "krr_test": np.asarray(krr)}
 
 
-def _save(path, done, seed):
-    arrays = {f"{key}_{name}": v for key, r in done.items() for name, v in r.items()}
-    np.savez(path, seed=seed, keys=np.array(sorted(done)), **arrays)
+def _keys(cfg):
+    """The pieces of a run: Fig. 1b and each alpha of the sweep."""
+    return ["fig1"] + [f"alpha{a:.6g}" for a in cfg["sweep"]["alphas"]]
 
 
 def run(size: str = "full", out: str | os.PathLike = "figures", *, seed: int = 0) -> dict:
@@ -136,18 +136,14 @@ def run(size: str = "full", out: str | os.PathLike = "figures", *, seed: int = 0
     cfg = CONFIGS[check_size(size)]
     os.makedirs(out, exist_ok=True)
     path = os.path.join(os.fspath(out), f"grokking_lazy_rich_{size}.npz")
-    done: dict[str, dict] = {}
-    if os.path.exists(path):
-        with np.load(path) as f:
-            if int(f["seed"]) == seed:
-                for key in f["keys"]:
-                    done[str(key)] = {name[len(str(key)) + 1:]: f[name] for name in f.files
-                                      if name.startswith(f"{key}_")}
+    stamp = dict(seed=seed, config=repr(cfg))
+    saved = resume(path, **stamp)
+    done = {key: {name[len(key) + 1:]: v for name, v in saved.items()
+                  if name.startswith(key + "_")} for key in _keys(cfg) if f"{key}_train" in saved}
     c1, cs = cfg["fig1"], cfg["sweep"]
     steps1 = np.arange(0, c1["steps"] + 1, c1["record_every"])
     steps_s = np.arange(0, cs["steps"] + 1, cs["record_every"])
-    todo = (["fig1"] if "fig1" not in done else []) + [
-        f"alpha{a:.6g}" for a in cs["alphas"] if f"alpha{a:.6g}" not in done]
+    todo = [k for k in _keys(cfg) if k not in done]
     prob1 = make_problem(c1["d"], c1["p"], c1["n"], seed) if "fig1" in todo else None
     prob_s = make_problem(cs["d"], cs["p"], cs["n"], seed + 1) if len(todo) > ("fig1" in todo) \
         else None
@@ -156,12 +152,13 @@ def run(size: str = "full", out: str | os.PathLike = "figures", *, seed: int = 0
             done[key] = _train(c1, prob1, c1["alpha"]) | _linearised(c1, prob1, steps1)
         else:
             done[key] = _train(cs, prob_s, float(key[5:]))
-        _save(path, done, seed)
+        checkpoint(path, {f"{k}_{name}": v for k, r in done.items() for name, v in r.items()},
+                   **stamp)
 
     fig1 = {"steps": steps1, **done["fig1"]}
     fig1["t_train"] = first_below(steps1, fig1["train"])
     fig1["t_test"] = first_below(steps1, fig1["test"])
-    keys = [f"alpha{a:.6g}" for a in cs["alphas"]]
+    keys = _keys(cfg)[1:]
     sweep = {"alphas": np.asarray(cs["alphas"]), "steps": steps_s}
     for name in ("train", "test", "population"):
         sweep[name] = np.stack([done[k][name] for k in keys])
@@ -174,14 +171,9 @@ def run(size: str = "full", out: str | os.PathLike = "figures", *, seed: int = 0
 def load(path: str | os.PathLike, size: str) -> dict:
     """Rebuild ``run``'s result from its saved file without computing anything new (every
     piece of ``CONFIGS[size]`` must be in the file)."""
-    cs = CONFIGS[check_size(size)]["sweep"]
-    with np.load(path) as f:
-        have, seed = {str(k) for k in f["keys"]}, int(f["seed"])
-    missing = ({"fig1"} | {f"alpha{a:.6g}" for a in cs["alphas"]}) - have
-    if missing:
-        raise ValueError(f"grokking_lazy_rich.load: {path} lacks {sorted(missing)} of size "
-                         f"{size!r}.")
-    return run(size, os.path.dirname(os.fspath(path)) or ".", seed=seed)
+    keys = _keys(CONFIGS[check_size(size)])
+    return rerun_saved(path, run, size, {k: f"{k}_train" for k in keys},
+                       "grokking_lazy_rich.load")
 
 
 def _logx(steps):

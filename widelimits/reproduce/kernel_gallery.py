@@ -16,7 +16,8 @@ x(γ) = (cos γ, sin γ), NTK parameterization, bias 0.1):
     on the limit; the narrow one carries an O(1/width) bias and scatters more.
 
 ``run(size)`` computes the numbers (``size`` = "smoke" for tests, "quick" for the demo,
-"full" for the figures), ``plot(result, out)`` draws them.
+"full" for the figures), resuming finished panels from ``out/kernel_gallery.npz``;
+``plot(result, out)`` draws them.
 """
 
 from __future__ import annotations
@@ -30,7 +31,16 @@ import numpy as np
 from tqdm import tqdm
 
 from .. import kernels, nets
-from ._common import angle_axis, check_size, circle, new_figure, save_figure
+from ._common import (
+    angle_axis,
+    check_size,
+    checkpoint,
+    circle,
+    new_figure,
+    resume,
+    save_figure,
+    saved_stamp,
+)
 
 __all__ = [
     "ACTIVATIONS", "CONFIGS", "B_STD", "W_STD", "circle", "circle_kernels",
@@ -201,51 +211,58 @@ def finite_vs_limit(activations, widths, angles, n_networks: int, key, *, depth:
 
 def run(size: str = "full", out: str | os.PathLike = "figures", *, seed: int = 0,
         progress: bool = True) -> dict:
-    """Compute both panels of the gallery at ``size`` ("full", "quick" or "smoke").
+    """Compute both panels of the gallery at ``size`` ("full", "quick" or "smoke"); each
+    finished panel is saved to and resumed from ``out/kernel_gallery.npz``.
 
     Returns a dict: ``size``, ``config`` (the ``CONFIGS[size]`` entry), ``circle`` (angles,
     activation ids and labels, depths, and ``circle_kernels`` arrays stacked over activations:
     ``nngp``, ``ntk`` (A, D, n), ``nngp0``, ``ntk0`` (A, D)) and ``finite`` (angles, widths,
-    activations, ``n_networks``, ``out_width`` and the ``finite_vs_limit`` arrays). The arrays
-    are also written to ``out/kernel_gallery.npz`` (path in ``data``).
+    activations, ``n_networks``, ``out_width`` and the ``finite_vs_limit`` arrays), ``data``
+    (the file).
     """
     cfg = CONFIGS[check_size(size)]
-    angles = np.linspace(-np.pi, np.pi, cfg["circle_angles"])
-    acts = cfg["circle_activations"]
-    per_act = [circle_kernels(ACTIVATIONS[a][1], cfg["depths"], angles)
-               for a in tqdm(acts, desc="analytic kernels", leave=False, disable=not progress)]
-    circ = {name: np.stack([p[name] for p in per_act]) for name in per_act[0]}
-    circ.update(angles=angles, activations=list(acts), depths=list(cfg["depths"]),
-                labels=[ACTIVATIONS[a][0] for a in acts])
-
-    fin_angles = np.linspace(-np.pi, np.pi, cfg["finite_angles"])
-    fin_acts = cfg["finite_activations"]
-    fin = finite_vs_limit([ACTIVATIONS[a][1] for a in fin_acts], cfg["widths"], fin_angles,
-                          cfg["n_networks"], jax.random.key(seed), out_width=cfg["out_width"],
-                          chunk=cfg["chunk"], progress=progress)
-    fin.update(angles=fin_angles, activations=list(fin_acts), widths=list(cfg["widths"]),
-               labels=[ACTIVATIONS[a][0] for a in fin_acts], n_networks=cfg["n_networks"],
-               out_width=cfg["out_width"], depth=2)
-
     os.makedirs(out, exist_ok=True)
     data = os.path.join(os.fspath(out), "kernel_gallery.npz")
-    np.savez(data, **{f"{part}_{name}": np.asarray(v)
-                      for part, d in (("circle", circ), ("finite", fin)) for name, v in d.items()})
-    return {"size": size, "config": dict(cfg), "circle": circ, "finite": fin, "data": data}
+    stamp = dict(seed=seed, config=repr(cfg))
+    done = resume(data, **stamp)
+    if "circle_nngp" not in done:
+        angles = np.linspace(-np.pi, np.pi, cfg["circle_angles"])
+        acts = cfg["circle_activations"]
+        per_act = [circle_kernels(ACTIVATIONS[a][1], cfg["depths"], angles)
+                   for a in tqdm(acts, desc="analytic kernels", leave=False,
+                                 disable=not progress)]
+        circ = {name: np.stack([p[name] for p in per_act]) for name in per_act[0]}
+        circ.update(angles=angles, activations=list(acts), depths=list(cfg["depths"]),
+                    labels=[ACTIVATIONS[a][0] for a in acts])
+        done.update({f"circle_{k}": np.asarray(v) for k, v in circ.items()})
+        checkpoint(data, done, **stamp)
+    if "finite_mean" not in done:
+        fin_angles = np.linspace(-np.pi, np.pi, cfg["finite_angles"])
+        fin_acts = cfg["finite_activations"]
+        fin = finite_vs_limit([ACTIVATIONS[a][1] for a in fin_acts], cfg["widths"], fin_angles,
+                              cfg["n_networks"], jax.random.key(seed),
+                              out_width=cfg["out_width"], chunk=cfg["chunk"], progress=progress)
+        fin.update(angles=fin_angles, activations=list(fin_acts), widths=list(cfg["widths"]),
+                   labels=[ACTIVATIONS[a][0] for a in fin_acts], n_networks=cfg["n_networks"],
+                   out_width=cfg["out_width"], depth=2)
+        done.update({f"finite_{k}": np.asarray(v) for k, v in fin.items()})
+        checkpoint(data, done, **stamp)
+    return {"size": size, "config": dict(cfg), **_unpack(done), "data": data}
+
+
+def _unpack(done: dict) -> dict:
+    """The ``circle`` and ``finite`` dicts from the saved arrays (names, ints: Python)."""
+    parts = {"circle": {}, "finite": {}}
+    for name, value in done.items():
+        part, key = name.split("_", 1)
+        parts[part][key] = value.tolist() if value.dtype.kind in "UiS" else value
+    return parts
 
 
 def load(path: str | os.PathLike) -> dict:
     """Read ``run``'s ``kernel_gallery.npz`` back into the dict ``plot`` takes."""
-    with np.load(path) as data:
-        parts = {"circle": {}, "finite": {}}
-        for name in data.files:
-            part, key = name.split("_", 1)
-            value = data[name]
-            parts[part][key] = value.tolist() if value.dtype.kind in "UiS" else value
-    for key in ("n_networks", "out_width", "depth"):
-        parts["finite"][key] = int(parts["finite"][key])
-    return {"size": None, "circle": parts["circle"], "finite": parts["finite"],
-            "data": os.fspath(path)}
+    done = resume(path, **saved_stamp(path))
+    return {"size": None, **_unpack(done), "data": os.fspath(path)}
 
 
 def _viridis(t):

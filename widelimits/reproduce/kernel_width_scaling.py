@@ -2,12 +2,15 @@
 
 Finite-width NNGP and NTK of ReLU MLPs (NTK parameterization, w_std = √2, b_std = 0.1) on random
 inputs fluctuate around the infinite-width kernels with a relative Frobenius deviation that
-decays as n^(-1/2) (central limit theorem over the n units of each layer). For each width we
-draw several initialisations, measure the deviation with ``compare.kernel_convergence`` and fit
-the exponent with its standard error.
+decays as n^(-1/2) (central limit theorem over the n units of each layer; Jacot et al. 2018,
+"Neural tangent kernel", Fig. 1, for the convergence; Hanin & Nica 2020, "Finite depth and width
+corrections to the neural tangent kernel", for the fluctuations at fixed depth). For each width
+we draw several initialisations, measure the deviation with ``compare.kernel_convergence`` and
+fit the exponent with its standard error.
 
 ``run(size)`` computes the numbers (smoke: seconds, quick: under a minute on two CPU cores, full:
-more widths and seeds), ``plot(result, out)`` draws ``kernel_width_scaling.png``.
+more widths and seeds), resuming finished depths from ``out/kernel_width_scaling_<size>.npz``;
+``plot(result, out)`` draws ``kernel_width_scaling.png``.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import jax
 import numpy as np
 
 from .. import compare, nets
-from ._common import check_size, new_figure, save_figure
+from ._common import check_size, checkpoint, new_figure, resume, save_figure
 
 __all__ = ["CONFIGS", "make_net", "run", "plot"]
 
@@ -38,23 +41,31 @@ def make_net(width: int, depth: int):
 
 
 def run(size: str = "full", out: str | os.PathLike = "figures", *, seed: int = 0) -> dict:
-    """Deviations and fits for every depth of ``CONFIGS[size]``.
+    """Deviations and fits for every depth of ``CONFIGS[size]``; each finished depth is saved to
+    and resumed from ``out/kernel_width_scaling_<size>.npz``.
 
     Returns a dict: ``size``, ``config``, ``widths``, ``depths`` and ``results`` (one
-    ``compare.KernelConvergence`` per depth); the deviations are also written to
-    ``out/kernel_width_scaling.npz`` (path in ``data``).
+    ``compare.KernelConvergence`` per depth), ``data`` (the file).
     """
     cfg = CONFIGS[check_size(size)]
     x = jax.random.normal(jax.random.key(seed), (cfg["n_inputs"], 4))
-    results = [compare.kernel_convergence(lambda w, d=d: make_net(w, d), cfg["widths"], x,
-                                          jax.random.key(seed + 1 + d), n_seeds=cfg["n_seeds"])
-               for d in cfg["depths"]]
+    widths = np.asarray(cfg["widths"])
     os.makedirs(out, exist_ok=True)
-    data = os.path.join(os.fspath(out), "kernel_width_scaling.npz")
-    np.savez(data, widths=np.asarray(cfg["widths"]),
-             **{f"{k}_depth{d}": r.deviations[k] for d, r in zip(cfg["depths"], results,
-                                                                  strict=True)
-                for k in r.deviations})
+    data = os.path.join(os.fspath(out), f"kernel_width_scaling_{size}.npz")
+    stamp = dict(seed=seed, widths=widths, n_seeds=cfg["n_seeds"], n_inputs=cfg["n_inputs"])
+    done = resume(data, **stamp)
+    results = []
+    for d in cfg["depths"]:
+        if f"ntk_depth{d}" not in done:
+            res = compare.kernel_convergence(lambda w, d=d: make_net(w, d), cfg["widths"], x,
+                                             jax.random.key(seed + 1 + d),
+                                             n_seeds=cfg["n_seeds"])
+            done.update({f"{k}_depth{d}": v for k, v in res.deviations.items()})
+            checkpoint(data, done, **stamp)
+        devs = {k: done[f"{k}_depth{d}"] for k in ("nngp", "ntk")}
+        results.append(compare.KernelConvergence(
+            widths=widths, deviations=devs,
+            fits={k: compare.fit_power_law(widths, v) for k, v in devs.items()}))
     return {"size": size, "config": dict(cfg), "widths": list(cfg["widths"]),
             "depths": list(cfg["depths"]), "results": results, "data": data}
 

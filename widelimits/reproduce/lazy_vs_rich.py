@@ -18,11 +18,12 @@ linearised model's parameters O(1/alpha^2), and the function-space gap to the li
 O(1/alpha); hence the relative change of the tangent kernel ||Theta_T - Theta_0|| / ||Theta_0|| =
 O(1/alpha). Large alpha is lazy (kernel regime), small alpha rich (the kernel moves by O(1)).
 
-h: a one-hidden-layer tanh network (NTK parameterization, biases with b_std = 0.1; smooth, as
-the theorem needs) of width ``width`` on m = 8 inputs on the sphere of radius sqrt(d), d = 4,
-target y = sin(pi x_1 / 2) + x_2 x_3 / 2; 32 test inputs. All alphas train in one vmapped
-``dynamics.train`` program (alpha and theta0 ride in the parameters behind ``stop_gradient``; the
-learning rates eta / alpha^2 in an ``optax.inject_hyperparams`` state), float64. The exponents are
+The scaled model is ``dynamics.Centered(h)``; h: a one-hidden-layer tanh network (NTK
+parameterization, biases with b_std = 0.1; smooth, as the theorem needs) of width ``width`` on
+m = 8 inputs on the sphere of radius sqrt(d), d = 4, target y = sin(pi x_1 / 2) + x_2 x_3 / 2;
+32 test inputs. All alphas train in one vmapped ``dynamics.train`` program (alpha and theta0
+ride in the parameters behind ``stop_gradient``; the learning rates eta / alpha^2 in an
+``optax.inject_hyperparams`` state), float64. The exponents are
 fitted with ``compare.fit_power_law`` over alpha >= ``alpha_fit``.
 
 ``run(size)`` (smoke: seconds; quick: under a minute on two CPU cores; full: a wider net, a longer
@@ -40,11 +41,10 @@ import numpy as np
 import optax
 
 from .. import compare, dynamics, kernels, nets
-from ._common import check_size, new_figure, save_figure
+from ._common import check_size, checkpoint, new_figure, resume, save_figure, saved_stamp
 
-__all__ = ["CONFIGS", "ETA_LAMBDA", "IN_DIM", "N_TRAIN", "N_TEST", "Centered", "make_net",
-           "problem", "scaled_params", "train_alphas", "measures", "fits", "run", "plot",
-           "load"]
+__all__ = ["CONFIGS", "ETA_LAMBDA", "IN_DIM", "N_TRAIN", "N_TEST", "make_net", "problem",
+           "train_alphas", "measures", "fits", "run", "plot", "load"]
 
 ETA_LAMBDA = 0.5
 IN_DIM = 4
@@ -58,32 +58,6 @@ CONFIGS = {
     "full": dict(width=256, steps=2000, alphas=tuple(np.geomspace(0.01, 1000, 31)),
                  alpha_fit=10.0),
 }
-
-
-class Centered:
-    """The centred, scaled model ``g(p, x) = alpha [h(theta, x) - h(theta0, x)]`` with
-    ``p = {"theta": theta, "theta0": theta0, "alpha": alpha}``; ``theta0`` and ``alpha`` enter
-    through ``jax.lax.stop_gradient``, so gradient descent leaves them where they are and the
-    empirical NTK is the one in ``theta`` only. ``h``: a widelimits spec or a callable
-    ``h(theta, x)`` (e.g. ``dynamics.linearize(net, theta0)``). A pytree (``h`` is its child)."""
-
-    __slots__ = ("h", "__weakref__")
-
-    def __init__(self, h):
-        self.h = h
-
-    def __call__(self, params, x):
-        h = self.h.apply if isinstance(self.h, nets.Layer) else self.h
-        alpha = jax.lax.stop_gradient(params["alpha"])
-        theta0 = jax.lax.stop_gradient(params["theta0"])
-        return alpha * (h(params["theta"], x) - h(theta0, x))
-
-    def __repr__(self):
-        return f"Centered({self.h!r})"
-
-
-jax.tree_util.register_pytree_node(Centered, lambda m: ((m.h,), None),
-                                   lambda _, c: Centered(c[0]))
 
 
 def make_net(width: int):
@@ -107,28 +81,22 @@ def problem(width: int, key):
     return net, theta0, x, y, x_test
 
 
-def scaled_params(theta0, alphas):
-    """The stacked parameters of ``Centered`` for each alpha (A,): theta = theta0 at the start."""
-    alphas = jnp.asarray(alphas, jnp.result_type(*jax.tree.leaves(theta0)))
-    stack = lambda t: jax.tree.map(lambda a: jnp.broadcast_to(a, alphas.shape + a.shape), t)  # noqa: E731
-    return {"theta": stack(theta0), "theta0": stack(theta0), "alpha": alphas}
-
-
 def train_alphas(h, theta0, x, y, x_test, alphas, steps: int, learning_rate: float, *,
                  ntk: bool = True, progress: bool = False):
-    """Gradient descent of ``Centered(h)`` at learning rates ``learning_rate / alpha^2`` for every
-    alpha, ``steps`` steps, in one vmapped ``dynamics.train`` (records every step; with ``ntk``
-    the empirical NTK at steps 0 and ``steps``). Returns the ``TrainResult``."""
+    """Gradient descent of ``dynamics.Centered(h)`` at learning rates ``learning_rate / alpha^2``
+    for every alpha, ``steps`` steps, in one vmapped ``dynamics.train`` (records every step;
+    with ``ntk`` the empirical NTK at steps 0 and ``steps``). Returns the ``TrainResult``."""
     alphas = np.asarray(alphas, np.float64)
     if alphas.ndim != 1 or alphas.size == 0 or not np.all(np.isfinite(alphas) & (alphas > 0)):
         raise ValueError(f"lazy_vs_rich.train_alphas: alphas must be a non-empty 1-D sequence of "
                          f"positive scales, got {alphas!r}.")
-    params = scaled_params(theta0, alphas)
+    model = dynamics.Centered(h)
+    params = model.init_params(theta0, alphas)
     opt = optax.inject_hyperparams(optax.sgd)(learning_rate=1.0)
     state = jax.vmap(opt.init)(params)
     state.hyperparams["learning_rate"] = jnp.asarray(learning_rate / alphas ** 2,
                                                      params["alpha"].dtype)
-    return dynamics.train(Centered(h), params, x, y, opt, steps, x_test=x_test,
+    return dynamics.train(model, params, x, y, opt, steps, x_test=x_test,
                           opt_state=state, ntk_at=(0, steps) if ntk else (), ensemble=True,
                           on_nonfinite="stop", progress=progress)
 
@@ -170,6 +138,11 @@ def fits(result: dict, alpha_fit: float) -> dict:
     return {k: compare.fit_power_law(result["alphas"][sel], result[k][sel]) for k in _FIT_KEYS}
 
 
+def _stamp(cfg, seed):
+    return dict(seed=seed, steps=cfg["steps"], width=cfg["width"],
+                alphas=np.asarray(cfg["alphas"], np.float64))
+
+
 def run(size: str = "full", out: str | os.PathLike = "figures", *, seed: int = 0) -> dict:
     """Train the scaled model and its linearisation for every alpha of ``CONFIGS[size]``;
     the result is saved to and resumed from ``out/lazy_vs_rich_<size>.npz``. Returns the dict of
@@ -179,13 +152,9 @@ def run(size: str = "full", out: str | os.PathLike = "figures", *, seed: int = 0
     alphas = np.asarray(cfg["alphas"], np.float64)
     os.makedirs(out, exist_ok=True)
     data = os.path.join(os.fspath(out), f"lazy_vs_rich_{size}.npz")
-    result = None
-    if os.path.exists(data):
-        with np.load(data) as f:
-            if (np.array_equal(f["alphas"], alphas) and int(f["seed"]) == seed
-                    and int(f["steps"]) == cfg["steps"] and int(f["width"]) == cfg["width"]):
-                result = {k: f[k] for k in f.files}
-    if result is None:
+    stamp = _stamp(cfg, seed)
+    result = resume(data, **stamp)
+    if not result:
         with jax.enable_x64(True):
             net, theta0, x, y, x_test = problem(cfg["width"], jax.random.key(seed))
             ntk0 = kernels.empirical_ntk(net, theta0, x)
@@ -195,22 +164,16 @@ def run(size: str = "full", out: str | os.PathLike = "figures", *, seed: int = 0
             res_lin = train_alphas(dynamics.linearize(net, theta0), theta0, x, y, x_test,
                                    alphas, cfg["steps"], lr, ntk=False)
             result = measures(res, res_lin, theta0, alphas)
-        result |= {"lam0": np.asarray(lam0), "learning_rate": np.asarray(lr),
-                   "seed": np.asarray(seed), "steps": np.asarray(cfg["steps"]),
-                   "width": np.asarray(cfg["width"])}
-        np.savez(data, **result)
+        result |= {"lam0": np.asarray(lam0), "learning_rate": np.asarray(lr)}
+        checkpoint(data, result, **stamp)
     return {**result, "size": size, "config": dict(cfg), "data": data,
             "fits": fits(result, cfg["alpha_fit"])}
 
 
 def load(path: str | os.PathLike, size: str) -> dict:
     """Rebuild ``run``'s result from its saved file (which must match ``CONFIGS[size]``)."""
-    cfg = CONFIGS[check_size(size)]
-    with np.load(path) as f:
-        ok = (np.array_equal(f["alphas"], np.asarray(cfg["alphas"], np.float64))
-              and int(f["steps"]) == cfg["steps"] and int(f["width"]) == cfg["width"])
-        seed = int(f["seed"])
-    if not ok:
+    seed = int(saved_stamp(path)["seed"])
+    if not resume(path, **_stamp(CONFIGS[check_size(size)], seed)):
         raise ValueError(f"lazy_vs_rich.load: {path} was not made at size {size!r}.")
     return run(size, os.path.dirname(os.fspath(path)) or ".", seed=seed)
 

@@ -18,15 +18,13 @@ full: the paper's sizes), resuming finished widths from ``out/ntk_convergence_<s
 
 from __future__ import annotations
 
-import functools
 import os
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-from tqdm import tqdm
+import optax
 
-from .. import kernels, nets
+from .. import dynamics, kernels, nets
 from ._common import (
     angle_axis,
     check_size,
@@ -38,17 +36,18 @@ from ._common import (
     save_figure,
 )
 
-__all__ = ["CONFIGS", "DEPTH", "B_STD", "LEARNING_RATE", "N_TRAIN", "make_net", "training_set",
-           "gradient_descent", "run", "plot", "load"]
+__all__ = ["CONFIGS", "DEPTH", "B_STD", "LEARNING_RATE", "N_TRAIN", "OPTIMIZER", "make_net",
+           "training_set", "run", "plot", "load"]
 
 DEPTH = 3  # hidden layers: L = 4 layers of weights in Jacot et al.'s counting
 B_STD = 0.1
 LEARNING_RATE = 1.0
 N_TRAIN = 4
+OPTIMIZER = optax.sgd(LEARNING_RATE)  # one object: dynamics.train compiles once per width
 
 CONFIGS = {
     "smoke": dict(widths=(32, 1024), n_inits=3, n_angles=25, steps=20),
-    "quick": dict(widths=(100, 2000), n_inits=10, n_angles=61, steps=200),
+    "quick": dict(widths=(100, 1000), n_inits=10, n_angles=61, steps=200),
     "full": dict(widths=(500, 10000), n_inits=10, n_angles=201, steps=200),
 }
 
@@ -65,34 +64,20 @@ def training_set(seed: int = 0):
     return x, x[:, :1] * x[:, 1:]
 
 
-@functools.partial(jax.jit, static_argnums=4)
-def _gd(net, params, x, y, steps, lr):
-    loss = lambda p: 0.5 * jnp.mean((net.apply(p, x) - y) ** 2)
-
-    def step(p, _):
-        value, grad = jax.value_and_grad(loss)(p)
-        return jax.tree.map(lambda a, g: a - lr * g, p, grad), value
-
-    params, losses = jax.lax.scan(step, params, None, length=steps)
-    return params, jnp.append(losses, loss(params))
-
-
-def gradient_descent(net, params, x, y, steps: int, lr: float = LEARNING_RATE):
-    """``steps`` steps of full-batch gradient descent on (1/2N) Σ (f(x_i) - y_i)².
-
-    Returns (trained params, losses (steps + 1,) before each step and after the last)."""
-    return _gd(net, params, x, y, steps, lr)
-
-
 def _one_width(width, cfg, key, x0, xs, x_train, y_train):
+    """The I initialisations of one width (keys ``fold_in(key, i)``), each trained by
+    ``dynamics.train`` with ``OPTIMIZER``: plain gradient descent on its "mse" loss, which for
+    one output is the figure's cost (1/2N) sum (f - y)^2 (one compiled program per width: the
+    optimizer is one object); the empirical NTKs Θ(x0, x(γ)) before and after training."""
     net = make_net(width)
     ntk0, ntk_t, losses = [], [], []
-    for i in tqdm(range(cfg["n_inits"]), desc=f"width {width}", leave=False, unit="init"):
+    for i in range(cfg["n_inits"]):
         params = net.init(jax.random.fold_in(key, i), x_train.shape)
         ntk0.append(np.asarray(kernels.empirical_ntk(net, params, x0, xs)[0]))
-        params, loss = gradient_descent(net, params, x_train, y_train, cfg["steps"])
-        ntk_t.append(np.asarray(kernels.empirical_ntk(net, params, x0, xs)[0]))
-        losses.append(np.asarray(loss))
+        res = dynamics.train(net, params, x_train, y_train, OPTIMIZER, cfg["steps"],
+                             progress=False)
+        ntk_t.append(np.asarray(kernels.empirical_ntk(net, res.params, x0, xs)[0]))
+        losses.append(np.asarray(res.loss))
     return {"ntk0": np.stack(ntk0), "ntk_t": np.stack(ntk_t), "loss": np.stack(losses)}
 
 
@@ -114,14 +99,15 @@ def run(size: str = "full", out: str | os.PathLike = "figures", *, seed: int = 0
 
     os.makedirs(out, exist_ok=True)
     data = os.path.join(os.fspath(out), f"ntk_convergence_{size}.npz")
-    done = resume(data, angles=angles, seed=seed)
+    stamp = dict(seed=seed, config=repr(cfg))
+    done = resume(data, **stamp)
     key = jax.random.key(seed)
     for width in cfg["widths"]:
         if f"loss_{width}" not in done:
             piece = _one_width(width, cfg, jax.random.fold_in(key, width), x0, xs, x_train,
                                y_train)
             done.update({f"{k}_{width}": v for k, v in piece.items()})
-            checkpoint(data, done, angles=angles, seed=seed)
+            checkpoint(data, done, **stamp)
     widths = list(cfg["widths"])
     res = {k: np.stack([done[f"{k}_{w}"] for w in widths]) for k in ("ntk0", "ntk_t", "loss")}
     rel = lambda a, b: np.linalg.norm(a - b, axis=-1) / np.linalg.norm(b, axis=-1)

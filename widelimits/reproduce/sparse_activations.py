@@ -33,7 +33,7 @@ import numpy as np
 from scipy.stats import norm
 
 from .. import kernels, signal
-from ._common import check_size, new_figure, save_figure
+from ._common import check_size, checkpoint, new_figure, resume, save_figure
 
 __all__ = ["CONFIGS", "SPARSITY", "Q_STAR", "CLIP", "activations", "variance_maps", "simulate",
            "run", "plot"]
@@ -162,16 +162,13 @@ def run(size: str = "full", out: str | os.PathLike = "figures", *, seed: int = 0
     maps = variance_maps(acts, qs, Q_STAR, cfg["depth"], cfg["start"])
     os.makedirs(out, exist_ok=True)
     data = os.path.join(os.fspath(out), f"sparse_activations_{size}.npz")
-    sim = None
-    if os.path.exists(data):
-        with np.load(data) as f:
-            if int(f["seed"]) == seed and f["sim"].shape[1:] == (cfg["seeds"], cfg["depth"] + 1):
-                sim = f["sim"]
+    stamp = dict(seed=seed, depth=cfg["depth"], width=cfg["width"], seeds=cfg["seeds"])
+    sim = resume(data, **stamp).get("sim")
     if sim is None:
         sim = simulate([acts[n] for n in names], [maps[n]["sw2"] for n in names],
                        [maps[n]["sb2"] for n in names], Q_STAR, cfg["depth"], cfg["width"],
                        cfg["seeds"], jax.random.key(seed))
-        np.savez(data, seed=seed, sim=sim)
+        checkpoint(data, {"sim": sim}, **stamp)
     errs = _quadrature_errors(acts)
     pick = lambda k: np.asarray([maps[n][k] for n in names])
     return {"size": size, "config": dict(cfg), "names": names, "qs": qs, "V": pick("V"),

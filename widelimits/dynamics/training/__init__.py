@@ -1,10 +1,12 @@
 """Training of finite networks: full-batch training with an optax optimizer as compiled chunks of
 ``lax.scan`` (``train``: ensembles of members in one program, empirical NTKs along the way,
 resumable checkpoints), and the Taylor models of a network around its initial parameters
-(``linearize``, Lee et al. 2019, eq. 5; ``quadratic``, Zhu et al. 2022, eq. 3) that ``train``
-runs like any network.
+(``linearize``, Lee et al. 2019, eq. 5; ``quadratic``, Zhu et al. 2022, eq. 3) and the centred,
+scaled model of lazy training (``Centered``, Chizat, Oyallon & Bach 2019) that ``train`` runs like
+any network.
 """
 
+from ._centered import Centered as Centered
 from ._taylor import (
     Linearized as Linearized,
     Quadratic as Quadratic,
@@ -13,4 +15,4 @@ from ._taylor import (
 )
 from ._train import TrainResult as TrainResult, train as train
 
-__all__ = ["Linearized", "Quadratic", "TrainResult", "linearize", "quadratic", "train"]
+__all__ = ["Centered", "Linearized", "Quadratic", "TrainResult", "linearize", "quadratic", "train"]
