@@ -233,10 +233,11 @@ def test_state_rules_act_per_position_on_trailing_spatial_axes():
                                    var2=jnp.asarray(v2), ntk=jnp.zeros_like(jnp.asarray(k)),
                                    gaussian=False, features=6, raw=True)
 
-    out = kernels.propagate(net, state(var1, cov, var2))
+    propagate = jax.jit(lambda s: kernels.propagate(net, s))  # a state is a pytree
+    out = propagate(state(var1, cov, var2))
     assert out.nngp.shape == (n1, n2, p) and out.var1.shape == (n1, p)
     for q in range(p):
-        one = kernels.propagate(net, state(var1[:, q], cov[..., q], var2[:, q]))
+        one = propagate(state(var1[:, q], cov[..., q], var2[:, q]))
         np.testing.assert_allclose(out.nngp[..., q], one.nngp, rtol=1e-12)
         np.testing.assert_allclose(out.ntk[..., q], one.ntk, rtol=1e-12)
         np.testing.assert_allclose(out.var2[:, q], one.var2, rtol=1e-12)

@@ -10,9 +10,9 @@ from ._repro import assert_png, forbid
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
+def smoke(tmp_path_factory, smoke_results):
     out = tmp_path_factory.mktemp("beyond_iid")
-    result = bi.run("smoke", out)
+    result = smoke_results("beyond_iid", out)
     return result, bi.plot(result, out), out
 
 

@@ -17,9 +17,9 @@ from ._repro import assert_png, forbid
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
+def smoke(tmp_path_factory, smoke_results):
     out = tmp_path_factory.mktemp("catapult")
-    result = cat.run("smoke", out)
+    result = smoke_results("catapult", out)
     return result, cat.plot(result, out), out
 
 

@@ -79,9 +79,9 @@ def test_errors(kwargs, match):
         compare.fit_power_law([1, 2, 3], [1, -1, 1])
 
 
-def test_reproduction_smoke(tmp_path):
+def test_reproduction_smoke(tmp_path, smoke_results):
     assert REGISTRY["kernel_width_scaling"] is kernel_width_scaling
-    result = kernel_width_scaling.run("smoke", tmp_path)
+    result = smoke_results("kernel_width_scaling", tmp_path)
     (path,) = kernel_width_scaling.plot(result, tmp_path)
     assert_png(path)
     assert set(result["results"][0].fits) == {"nngp", "ntk"}

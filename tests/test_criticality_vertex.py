@@ -10,9 +10,9 @@ from ._repro import assert_png, forbid
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
+def smoke(tmp_path_factory, smoke_results):
     out = tmp_path_factory.mktemp("criticality_vertex")
-    result = cv.run("smoke", out)
+    result = smoke_results("criticality_vertex", out)
     return result, cv.plot(result, out), out
 
 

@@ -17,9 +17,9 @@ from ._repro import assert_png
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
+def smoke(tmp_path_factory, smoke_results):
     out = tmp_path_factory.mktemp("kernel_gallery")
-    result = kernel_gallery.run(size="smoke", out=out, progress=False)
+    result = smoke_results("kernel_gallery", out)
     return result, kernel_gallery.plot(result, out), out
 
 

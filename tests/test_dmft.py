@@ -6,6 +6,8 @@ the exact Gaussian operator equations of deep linear networks; finite-width muP 
 by plain gradient descent (written out here).
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -405,6 +407,22 @@ def _plain_single_site(act, u, r, w0, dl, phi0, phis, gs, ra, rb, c):
     return jnp.stack([jnp.stack(a) for a in ph]), jnp.stack([jnp.stack(a) for a in g])
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def _plain_site_and_jacobian(act, u, r, w0, dl, phi0, phis, gs, ra, rb, c):
+    """The plain process of every sample (u (n, L, T+1, Q), r (n, L-1, T+1, Q), w0 (n,)) and
+    its forward-mode Jacobians: phi(h), g, d phi(h) / d r and d g / d u (sources after t = 0)."""
+    def site(uu, rr, w):
+        return _plain_single_site(act, uu, rr, w, dl, phi0, phis, gs, ra, rb, c)
+
+    def jac(uu, rr, w):
+        fn = lambda a, b: site(uu.at[1:].set(a), b, w)  # noqa: E731
+        return jax.jacfwd(fn, argnums=(0, 1))(uu[1:], rr)
+
+    ph, g = jax.vmap(site)(u, r, w0)
+    (_, dph_dr), (dg_du, _) = jax.vmap(jac)(u, r, w0)
+    return ph, g, dph_dr, dg_du
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_deep_sweep_and_responses_match_the_plain_single_site_process(dtype):
     """The deep sampled DMFT's causal sweep (L = 3, two time blocks, a test point, nonzero
@@ -452,17 +470,9 @@ def test_deep_sweep_and_responses_match_the_plain_single_site_process(dtype):
     tol_src = 5e-4 if dtype == np.float64 else 0.2    # measured 7e-5 / 5e-2: the jitter's effect
     assert _maxdiff(again_u, u[:, 1:]) < tol_src and _maxdiff(again_r, r[:, :-1]) < tol_src
     dl = np.concatenate([delta, np.zeros((t1, 1))], axis=1)
-    with jax.enable_x64(True):
-        def site(uu, rr, w):
-            return _plain_single_site(act, uu, rr, w, dl, np.asarray(phi0, np.float64), phis,
-                                      gs, ra, rb, c)
-
-        def jac(uu, rr, w):
-            fn = lambda a, b: site(uu.at[1:].set(a), b, w)  # noqa: E731
-            return jax.jacfwd(fn, argnums=(0, 1))(uu[1:], rr)
-
-        ph, g = jax.vmap(jax.jit(site))(u, r[:, :-1], w0)
-        (_, dph_dr), (dg_du, _) = jax.vmap(jax.jit(jac))(u, r[:, :-1], w0)
+    with jax.enable_x64(True):   # the reference in float64 for both dtypes (compiled once)
+        ph, g, dph_dr, dg_du = _plain_site_and_jacobian(
+            act, u, r[:, :-1], w0, dl, np.asarray(phi0, np.float64), phis, gs, ra, rb, c)
     want_ra = np.stack([dph_dr[:, l, :, :, l].mean(0) for l in range(depth - 1)])
     want_rb = np.stack([dg_du[:, l + 1, :, :, l].mean(0) for l in range(depth - 1)])
     tol = 1e-10 if dtype == np.float64 else 2e-4

@@ -9,9 +9,9 @@ from ._repro import assert_png, forbid
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
+def smoke(tmp_path_factory, smoke_results):
     out = tmp_path_factory.mktemp("dmft_deep")
-    result = dd.run("smoke", out)
+    result = smoke_results("dmft_deep", out)
     return result, dd.plot(result, out), out
 
 

@@ -124,9 +124,9 @@ def test_meanfield_errors():
 # ------------------------------------------------------------------------ the reproduction
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
+def smoke(tmp_path_factory, smoke_results):
     out = tmp_path_factory.mktemp("dmft_two_layer")
-    result = dtl.run("smoke", out)
+    result = smoke_results("dmft_two_layer", out)
     return result, dtl.plot(result, out), out
 
 

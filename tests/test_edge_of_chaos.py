@@ -10,9 +10,9 @@ from ._repro import assert_png, forbid
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
+def smoke(tmp_path_factory, smoke_results):
     out = tmp_path_factory.mktemp("edge_of_chaos")
-    result = eoc.run("smoke", out)
+    result = smoke_results("edge_of_chaos", out)
     return result, eoc.plot(result, out), out
 
 

@@ -152,9 +152,9 @@ def test_bad_input_raises():
 
 # ----------------------------------------------------------------------------- reproduction
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
+def smoke(tmp_path_factory, smoke_results):
     out = tmp_path_factory.mktemp("grokking_lazy_rich")
-    result = gl.run("smoke", out)
+    result = smoke_results("grokking_lazy_rich", out)
     return result, gl.plot(result, out), out
 
 

@@ -20,9 +20,9 @@ EXPONENT_TOL = 0.02
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
+def smoke(tmp_path_factory, smoke_results):
     out = tmp_path_factory.mktemp("lazy_vs_rich")
-    result = lvr.run("smoke", out)
+    result = smoke_results("lazy_vs_rich", out)
     return result, lvr.plot(result, out), out
 
 

@@ -10,9 +10,9 @@ from ._repro import assert_png, forbid
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
+def smoke(tmp_path_factory, smoke_results):
     out = tmp_path_factory.mktemp("linearized_training")
-    result = lt.run("smoke", out)
+    result = smoke_results("linearized_training", out)
     return result, lt.plot(result, out), out
 
 

@@ -3,7 +3,12 @@
 Each notebook is converted with jupytext and executed with nbclient in a "python3" kernel whose
 kernelspec is written here to launch *this* interpreter (the venv's python), with
 ``WIDELIMITS_SIZE=smoke`` and ``WIDELIMITS_OUT`` in a temporary folder; the test checks that
-the kernel ran in this environment and that PNGs were written.
+the kernel ran in this environment and that PNGs were written. The folder starts with the saved
+smoke results of the notebook's reproduction (the ``smoke_results`` fixture, shared with that
+reproduction's own tests, which check the computation): the notebook loads them, so the suite
+does not compute each smoke reproduction twice. The kernel runs with ``JAX_ENABLE_X64=1``, as
+the whole suite does (``conftest.py``): a result computed under another default precision would
+be a different run, and is refused or recomputed.
 """
 
 from __future__ import annotations
@@ -43,11 +48,13 @@ def _kernel_manager(folder: pathlib.Path) -> AsyncKernelManager:
 
 @pytest.mark.xdist_group("notebooks")
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_runs(path, tmp_path, monkeypatch):
+def test_notebook_runs(path, tmp_path, monkeypatch, smoke_results):
     out = tmp_path / "figures"
+    smoke_results(path.stem, out)
     monkeypatch.setenv("WIDELIMITS_SIZE", "smoke")
     monkeypatch.setenv("WIDELIMITS_OUT", str(out))
     monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setenv("JAX_ENABLE_X64", "1")
     nb = jupytext.read(path)
     assert nb.cells and nb.cells[0].cell_type == "markdown", f"{path.name}: no markdown intro"
     nb.cells.append(nbformat.v4.new_code_cell("import sys\nprint(sys.prefix)"))

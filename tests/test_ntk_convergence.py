@@ -12,9 +12,9 @@ from ._repro import assert_png, forbid
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
+def smoke(tmp_path_factory, smoke_results):
     out = tmp_path_factory.mktemp("ntk_convergence")
-    result = nc.run("smoke", out)
+    result = smoke_results("ntk_convergence", out)
     return result, nc.plot(result, out), out
 
 

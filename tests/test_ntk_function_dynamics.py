@@ -10,9 +10,9 @@ from ._repro import assert_png, forbid
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
+def smoke(tmp_path_factory, smoke_results):
     out = tmp_path_factory.mktemp("ntk_function_dynamics")
-    result = nfd.run("smoke", out)
+    result = smoke_results("ntk_function_dynamics", out)
     return result, nfd.plot(result, out), out
 
 

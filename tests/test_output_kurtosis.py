@@ -10,9 +10,9 @@ from ._repro import assert_png, forbid
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
+def smoke(tmp_path_factory, smoke_results):
     out = tmp_path_factory.mktemp("output_kurtosis")
-    result = ok.run("smoke", out)
+    result = smoke_results("output_kurtosis", out)
     return result, ok.plot(result, out), out
 
 

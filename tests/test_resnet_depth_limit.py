@@ -10,9 +10,9 @@ from ._repro import assert_png, forbid
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
+def smoke(tmp_path_factory, smoke_results):
     out = tmp_path_factory.mktemp("resnet_depth_limit")
-    result = rd.run("smoke", out)
+    result = smoke_results("resnet_depth_limit", out)
     return result, rd.plot(result, out), out
 
 

@@ -10,9 +10,9 @@ from ._repro import assert_png
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
+def smoke(tmp_path_factory, smoke_results):
     out = tmp_path_factory.mktemp("sparse_activations")
-    result = sa.run("smoke", out)
+    result = smoke_results("sparse_activations", out)
     return result, sa.plot(result, out), out
 
 

@@ -9,6 +9,7 @@ users add rules for their own layers with ``register_analytic``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -21,6 +22,9 @@ ANALYTIC = Registry("kernels.analytic", noun="infinite-width rule",
                     hint="Register one with kernels.register_analytic(LayerType).")
 
 
+@functools.partial(jax.tree_util.register_dataclass,
+                   data_fields=["var1", "nngp", "var2", "ntk"],
+                   meta_fields=["gaussian", "features", "raw", "diagonal"])
 @dataclasses.dataclass(frozen=True)
 class KernelState:
     """What the infinite-width recursion knows after a layer (Lee et al. 2018; Jacot et al. 2018).
@@ -39,7 +43,8 @@ class KernelState:
 
     A k-feature layer's kernel is ``nngp ⊗ I_k`` (features are iid at infinite width). The
     rules of elementwise maps (``Dense``, activations) act on any trailing axes, which the
-    convolutional layers use for positions.
+    convolutional layers use for positions. A state is a pytree (its arrays are the leaves), so
+    it passes through ``jax.jit`` and ``jax.vmap``.
 
     >>> import jax.numpy as jnp
     >>> from widelimits import kernels
