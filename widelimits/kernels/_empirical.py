@@ -13,7 +13,8 @@ Finite Width Neural Tangent Kernel", Table 1):
   N O sum widths; a layer without a structured rule contracts its per-example parameter
   gradients, N O P_layer numbers).
 
-``"auto"`` takes ``"structured"`` for a widelimits spec and otherwise the cheaper of the other
+``"auto"`` takes ``"structured"`` for a widelimits spec on (n, d) inputs (the structured method
+takes no spatial inputs yet) and otherwise the cheaper of the other
 two in FLOPs among those needing at most ``AUTO_MEMORY_BYTES`` (F and P are counted from the
 traced program: dot and convolution FLOPs plus one per other output element).
 """
@@ -147,7 +148,7 @@ def _costs(fn, params, x1, x2, output, diagonal, chunk):
 
 
 def _choose(fn, params, spec, x1, x2, output, diagonal, chunk):
-    if spec is not None:
+    if spec is not None and x1.ndim == 2:  # structured: (n, d) inputs only, for now
         return "structured"
     costs = _costs(fn, params, x1, x2, output, diagonal, chunk)
     fits = {m: c for m, c in costs.items() if c[1] <= AUTO_MEMORY_BYTES} or {"ntvp": costs["ntvp"]}

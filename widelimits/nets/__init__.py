@@ -37,6 +37,14 @@ from ._combinators import (
     residual as residual,
     serial as serial,
 )
+from ._conv import (
+    AvgPool as AvgPool,
+    Conv as Conv,
+    Flatten as Flatten,
+    GlobalAvgPool as GlobalAvgPool,
+    GlobalSumPool as GlobalSumPool,
+    SumPool as SumPool,
+)
 from ._dense import Dense as Dense, LayerNorm as LayerNorm
 from ._meanfield import (
     meanfield_learning_rate as meanfield_learning_rate,
@@ -47,10 +55,10 @@ from ._runs import Run as Run, runs as runs
 from ._spec import Layer as Layer, spec as spec, static as static
 
 __all__ = [
-    "ABRelu", "Abs", "Activation", "Cos", "Dense", "Elementwise", "Erf", "Exp", "Gelu",
-    "Identity", "Layer", "LayerNorm", "LeakyRelu", "Monomial", "Parallel", "PiecewiseLinear",
-    "RectifiedMonomial",
-    "Relu", "Residual", "Run", "Serial", "Sigmoid", "Sign", "Sin", "Softplus", "Swish", "Tanh",
-    "meanfield_learning_rate", "meanfield_mlp", "mlp",
-    "check_activation", "parallel", "residual", "runs", "serial", "spec", "static",
+    "ABRelu", "Abs", "Activation", "AvgPool", "Conv", "Cos", "Dense", "Elementwise", "Erf",
+    "Exp", "Flatten", "Gelu", "GlobalAvgPool", "GlobalSumPool", "Identity", "Layer", "LayerNorm",
+    "LeakyRelu", "Monomial", "Parallel", "PiecewiseLinear", "RectifiedMonomial", "Relu",
+    "Residual", "Run", "Serial", "Sigmoid", "Sign", "Sin", "Softplus", "SumPool", "Swish",
+    "Tanh", "meanfield_learning_rate", "meanfield_mlp", "mlp", "check_activation", "parallel",
+    "residual", "runs", "serial", "spec", "static",
 ]
