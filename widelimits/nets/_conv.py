@@ -183,8 +183,20 @@ class Conv(Layer):
         return z + self.b_std * params["b"] if "b" in params else z
 
 
+@spec
 class _WindowPool(Layer):
-    """Shared window pooling: a sum over windows, scaled by ``_scale``."""
+    """Shared window pooling: a sum over windows of ``window_shape`` positions, scaled by
+    ``_scale``."""
+
+    window_shape: tuple = static()
+    strides: tuple | None = static(None)
+    padding: str = static("VALID")
+
+    def __post_init__(self):
+        window, strides = _windowed(type(self).__name__, self.window_shape, self.strides,
+                                    self.padding, name="window_shape")
+        object.__setattr__(self, "window_shape", window)
+        object.__setattr__(self, "strides", strides)
 
     def _scale(self):
         return 1.0
@@ -215,14 +227,6 @@ class _WindowPool(Layer):
         return _with_one_batch_axis(x, s, pool) * self._scale()
 
 
-def _window_post_init(self):
-    owner = type(self).__name__
-    window, strides = _windowed(owner, self.window_shape, self.strides, self.padding,
-                                name="window_shape")
-    object.__setattr__(self, "window_shape", window)
-    object.__setattr__(self, "strides", strides)
-
-
 @spec
 class AvgPool(_WindowPool):
     """Average over windows of ``window_shape`` positions: ``mean_{b in w} x(s a + b)``.
@@ -238,12 +242,6 @@ class AvgPool(_WindowPool):
     [0.5, 2.5]
     """
 
-    window_shape: tuple = static()
-    strides: tuple | None = static(None)
-    padding: str = static("VALID")
-
-    __post_init__ = _window_post_init
-
     def _scale(self):
         return 1.0 / math.prod(self.window_shape)
 
@@ -258,12 +256,6 @@ class SumPool(_WindowPool):
     >>> nets.SumPool((2,), strides=(2,)).apply((), x)[0, :, 0].tolist()
     [1.0, 5.0]
     """
-
-    window_shape: tuple = static()
-    strides: tuple | None = static(None)
-    padding: str = static("VALID")
-
-    __post_init__ = _window_post_init
 
 
 class _GlobalPool(Layer):
