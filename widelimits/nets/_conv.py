@@ -84,8 +84,12 @@ def _with_one_batch_axis(x, s, fn):
     return y.reshape(lead + y.shape[1:])
 
 
-def _circular(x, pads):
-    return jnp.pad(x, [(0, 0)] + list(pads) + [(0, 0)], mode="wrap")
+def _padded(x, pads, padding):
+    """(x, padding for lax) of one-batch-axis ``x``: "CIRCULAR" wraps ``x`` itself around,
+    the other paddings are left to lax."""
+    if padding == "CIRCULAR":
+        return jnp.pad(x, [(0, 0)] + list(pads) + [(0, 0)], mode="wrap"), [(0, 0)] * len(pads)
+    return x, pads
 
 
 @spec
@@ -170,9 +174,7 @@ class Conv(Layer):
                                         out_spec=(0, ndim - 1) + tuple(range(1, ndim - 1)))
 
         def conv(xb):
-            padding = pads
-            if self.padding == "CIRCULAR":
-                xb, padding = _circular(xb, pads), [(0, 0)] * s
+            xb, padding = _padded(xb, pads, self.padding)
             return lax.conv_general_dilated(xb, params["W"].astype(xb.dtype), self.strides,
                                             padding, dimension_numbers=dims)
 
@@ -216,9 +218,7 @@ class _WindowPool(Layer):
         pads = _pads(spatial, self.window_shape, self.strides, self.padding)
 
         def pool(xb):
-            padding = pads
-            if self.padding == "CIRCULAR":
-                xb, padding = _circular(xb, pads), [(0, 0)] * s
+            xb, padding = _padded(xb, pads, self.padding)
             return lax.reduce_window(xb, np.zeros((), xb.dtype), lax.add,  # a window sum
                                      (1,) + self.window_shape + (1,),
                                      (1,) + self.strides + (1,),
