@@ -158,8 +158,8 @@ def test_empirical_ntk_of_a_cnn_every_method():
         kernels.empirical_ntk(net, params, x1, x2, method="structured")
 
 
-def test_analytic_kernel_of_a_conv_is_not_yet_supported():
-    with pytest.raises(TypeError, match=r"no infinite-width rule for Conv at serial\[0\]"):
+def test_analytic_conv_on_inputs_without_spatial_axes_names_the_layer():
+    with pytest.raises(ValueError, match=r"Conv serial\[0\]\..*2 spatial axes.*without spatial"):
         kernels.analytic(_cnn(), jnp.ones((2, 8 * 8 * 3)))
 
 

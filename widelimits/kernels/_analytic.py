@@ -9,6 +9,7 @@ tiled kernels.
 from __future__ import annotations
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -17,10 +18,41 @@ import numpy as np
 from .. import nets
 from . import _rules  # noqa: F401  (registers the built-in layers' rules)
 from ._kernel import Kernel
+from ._spatial import NeedsFullCovariance  # (and registers the convolutional rules)
 from ._state import KernelState, propagate
 from ._tiling import symmetric_blocks, tiled_pair
 
 __all__ = ["analytic"]
+
+
+def _input_covariances(x1, x2, full):
+    """(var1, q12, var2) of the raw inputs (n, *S, C): x x'^T / C per pair of positions (all
+    pairs when ``full``, else equal positions), or per input for (n, d)."""
+    spatial, c = x1.shape[1:-1], x1.shape[-1]
+    p = math.prod(spatial)
+    a, b = x1.reshape(x1.shape[0], p, c), x2.reshape(x2.shape[0], p, c)
+    if full:
+        shape = lambda n: (n,) + spatial + spatial  # noqa: E731
+        return (jnp.einsum("ipc,iqc->ipq", a, a).reshape(shape(a.shape[0])) / c,
+                jnp.einsum("ipc,jqc->ijpq", a, b).reshape((a.shape[0],) + shape(b.shape[0])) / c,
+                jnp.einsum("ipc,iqc->ipq", b, b).reshape(shape(b.shape[0])) / c)
+    return (jnp.einsum("ipc,ipc->ip", a, a).reshape(x1.shape[:-1]) / c,
+            jnp.einsum("ipc,jpc->ijp", a, b).reshape(x1.shape[:1] + x2.shape[:-1]) / c,
+            jnp.einsum("ipc,ipc->ip", b, b).reshape(x2.shape[:-1]) / c)
+
+
+def _layout(run, spatial):
+    """``run(full)`` with only the diagonal positions carried when the net allows it (no layer
+    mixes positions before a Flatten readout), else with all pairs of positions."""
+    if not spatial:
+        return run(False)
+    try:
+        out = run(False)
+        if not out.spatial:
+            return out
+    except NeedsFullCovariance:
+        pass
+    return run(True)
 
 
 def _kernel_pair(net, x1, x2, same=False):
@@ -31,21 +63,29 @@ def _kernel_pair(net, x1, x2, same=False):
     """
     if x2 is None:
         x2, same = x1, True
-    d = x1.shape[-1]
-    sq1, sq2 = jnp.sum(x1 * x1, axis=-1) / d, jnp.sum(x2 * x2, axis=-1) / d
-    q12 = x1 @ x2.T / d
-    if same is not False:  # identical inputs: c = 1 exactly
-        q12 = jnp.where(jnp.eye(x1.shape[0], x2.shape[0], dtype=bool) & same, sq1[:, None], q12)
-    s = KernelState(sq1, q12, sq2, jnp.zeros_like(q12), gaussian=False, features=d, raw=True)
-    return propagate(net, s)
+    spatial = x1.shape[1:-1]
+
+    def run(full):
+        sq1, q12, sq2 = _input_covariances(x1, x2, full)
+        if same is not False:  # identical inputs: c = 1 exactly
+            eye = jnp.eye(x1.shape[0], x2.shape[0], dtype=bool) & same
+            q12 = jnp.where(eye.reshape(eye.shape + (1,) * (q12.ndim - 2)), sq1[:, None], q12)
+        return propagate(net, KernelState(sq1, q12, sq2, jnp.zeros_like(q12), gaussian=False,
+                                          features=x1.shape[-1], raw=True, spatial=spatial,
+                                          full=full))
+
+    return _layout(run, spatial)
 
 
 def _kernel_diag(net, x):
-    """NNGP/NTK of the pairs (x[i], x[i]) -> ((n,), (n,))."""
-    d = x.shape[-1]
-    q = jnp.sum(x * x, axis=-1) / d
-    s = propagate(net, KernelState(q, q, q, jnp.zeros_like(q), gaussian=False, features=d,
-                                   raw=True, diagonal=True))
+    """NNGP/NTK of the pairs (x[i], x[i]) -> ((n, ...), (n, ...))."""
+    def run(full):
+        q = _input_covariances(x, x, full)[0]
+        return propagate(net, KernelState(q, q, q, jnp.zeros_like(q), gaussian=False,
+                                          features=x.shape[-1], raw=True, diagonal=True,
+                                          spatial=x.shape[1:-1], full=full))
+
+    s = _layout(run, x.shape[1:-1])
     return s.nngp, s.ntk
 
 
@@ -78,10 +118,10 @@ def _symmetric(net, x, m):
     return symmetric_blocks(block, x, m)
 
 
-@functools.partial(jax.jit, static_argnames=("batch_size",))
-def _analytic(net, x1, x2, batch_size):
+@functools.partial(jax.jit, static_argnames=("batch_size", "spatial_out"))
+def _analytic(net, x1, x2, batch_size, spatial_out):
     n1, n2 = x1.shape[0], (x1 if x2 is None else x2).shape[0]
-    m = _symmetric_tiles(n1) if x2 is None else 1
+    m = _symmetric_tiles(n1) if x2 is None and not spatial_out else 1
     if (batch_size is None or batch_size >= n1) and m > 1:
         nngp, ntk = _symmetric(net, x1, m)
         var1 = var2 = jnp.diagonal(nngp)
@@ -99,18 +139,18 @@ def _analytic(net, x1, x2, batch_size):
     return Kernel(nngp=nngp, ntk=ntk, var1=var1, var2=var2), finite
 
 
-def _check_inputs(name, x, d=None):
+def _check_inputs(name, x, shape=None):
     if not hasattr(x, "shape") or not hasattr(x, "dtype"):
         x = np.asarray(x)
-    if x.ndim != 2:
-        raise ValueError(f"kernels.analytic: {name} must have shape (n, d) (batch first), got "
-                         f"shape {tuple(x.shape)}.")
+    if x.ndim < 2:
+        raise ValueError(f"kernels.analytic: {name} must have shape (n, d) or channels-last "
+                         f"(n, *spatial, C) (batch first), got shape {tuple(x.shape)}.")
+    if shape is not None and tuple(x.shape[1:]) != tuple(shape):
+        raise ValueError(f"kernels.analytic: x1 and x2 must have the same shape after the batch "
+                         f"axis; x1 has {tuple(shape)}, {name} has shape {tuple(x.shape)}.")
     if not jnp.issubdtype(x.dtype, jnp.floating):
         raise TypeError(f"kernels.analytic: {name} must be a floating-point array, got dtype "
                         f"{x.dtype}.")
-    if d is not None and x.shape[1] != d:
-        raise ValueError(f"kernels.analytic: x1 and x2 must have the same number of features; "
-                         f"x1 has {d}, {name} has shape {tuple(x.shape)}.")
     if not isinstance(x, jax.core.Tracer) and not bool(np.all(np.isfinite(np.asarray(x)))):
         bad = int(np.sum(~np.isfinite(np.asarray(x))))
         raise ValueError(f"kernels.analytic: {name} contains {bad} non-finite value(s) "
@@ -119,7 +159,8 @@ def _check_inputs(name, x, d=None):
 
 
 def analytic(net, x1, x2=None, *, batch_size: int | None = None) -> Kernel:
-    """Infinite-width NNGP and NTK of ``net`` on inputs ``x1`` (n1, d) and ``x2`` (n2, d).
+    """Infinite-width NNGP and NTK of ``net`` on inputs ``x1`` (n1, d) and ``x2`` (n2, d), or
+    channels-last images, sequences, volumes (n, *spatial, C).
 
     Implements the layer recursions of Lee et al. 2018 (NNGP) and Jacot et al. 2018 (NTK), with
     the standard-parameterization NTK of Sohl-Dickstein et al. 2020, and closed-form or
@@ -134,9 +175,18 @@ def analytic(net, x1, x2=None, *, batch_size: int | None = None) -> Kernel:
     triangle of tiles is computed and the lower one is its transpose. Raises ``ValueError`` if
     the kernel overflows to inf/NaN (checked when called outside a trace).
 
+    Convolutional nets (``nets.Conv``, pooling, ``Flatten``; Novak et al. 2019, Arora et al.
+    2019) carry the covariance between positions. The representation is chosen from the spec:
+    when no layer mixes positions before a ``Flatten`` readout, only equal positions
+    (O(n1 n2 P) memory and FLOPs per layer for P positions), otherwise all pairs of positions
+    (O(n1 n2 P²)); a ``Conv`` costs sum_d |F_d| shifted additions of that array (see
+    ``kernels._spatial``). Conventions follow neural-tangents 0.6.5.
+
     Returns:
       ``Kernel`` with ``nngp``, ``ntk`` (n1, n2) and the NNGP variances ``var1`` (n1,),
       ``var2`` (n2,). The kernel of a k-output network is ``nngp ⊗ I_k`` (same for the NTK).
+      A net whose output keeps spatial axes S (no readout) gives ``nngp``, ``ntk``
+      (n1, n2, *S, *S) over all pairs of positions and ``var1`` (n1, *S, *S).
 
     >>> import jax.numpy as jnp, numpy as np
     >>> from widelimits import kernels, nets
@@ -152,7 +202,7 @@ def analytic(net, x1, x2=None, *, batch_size: int | None = None) -> Kernel:
                         f"nets.serial(...)), got {type(net).__name__}.")
     x1 = _check_inputs("x1", x1)
     if x2 is not None:
-        x2 = _check_inputs("x2", x2, x1.shape[1])
+        x2 = _check_inputs("x2", x2, x1.shape[1:])
     if batch_size is not None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"kernels.analytic: batch_size must be a positive int or None, "
@@ -160,7 +210,11 @@ def analytic(net, x1, x2=None, *, batch_size: int | None = None) -> Kernel:
     dtype = jnp.result_type(x1.dtype, float)
     x1 = jnp.asarray(x1, dtype)
     x2 = None if x2 is None else jnp.asarray(x2, dtype)
-    kernel, finite = _analytic(net, x1, x2, batch_size)
+    try:  # a kernel with positions left (no readout) is returned over all their pairs
+        spatial_out = len(net.output_shape(x1.shape)) > 2
+    except ValueError:  # the rules say what is wrong, naming the layer
+        spatial_out = False
+    kernel, finite = _analytic(net, x1, x2, batch_size, spatial_out)
     if not isinstance(finite, jax.core.Tracer) and not bool(finite):
         raise ValueError(
             f"kernels.analytic: the kernel of {net!r} overflowed to inf/NaN in {x1.dtype} for "

@@ -69,8 +69,9 @@ def _activation(layer, s, path):
     if s.diagonal:
         var1 = var2 = v
     else:
-        var1 = phi(layer, s.var1, s.var1, s.var1)[0]
-        var2 = phi(layer, s.var2, s.var2, s.var2)[0]
+        a1, b1 = s.own_variances(s.var1)
+        a2, b2 = s.own_variances(s.var2)
+        var1, var2 = phi(layer, a1, s.var1, b1)[0], phi(layer, a2, s.var2, b2)[0]
     return s.replace(var1=var1, nngp=v, var2=var2, ntk=dv * s.ntk, gaussian=False)
 
 
@@ -80,8 +81,19 @@ def _layer_norm(layer, s, path):
     v1, v2 = s.pair_variances()
     norm = safe_sqrt(v1 * v2)
     inv = jnp.where(norm > 0, 1 / jnp.where(norm > 0, norm, 1), 0)
-    ones = lambda q: jnp.where(q > 0, 1.0, 0.0).astype(q.dtype)  # noqa: E731
-    return s.replace(var1=ones(s.var1), nngp=s.nngp * inv, var2=ones(s.var2), ntk=s.ntk * inv)
+    if s.full and not s.diagonal:  # correlations between the positions of one input
+        var1, var2 = (_correlation(q, *s.own_variances(q)) for q in (s.var1, s.var2))
+    else:
+        ones = lambda q: jnp.where(q > 0, 1.0, 0.0).astype(q.dtype)  # noqa: E731
+        var1, var2 = ones(s.var1), ones(s.var2)
+        if s.diagonal and s.full:
+            var1 = var2 = s.nngp * inv
+    return s.replace(var1=var1, nngp=s.nngp * inv, var2=var2, ntk=s.ntk * inv)
+
+
+def _correlation(q, a, b):
+    norm = safe_sqrt(a * b)
+    return q * jnp.where(norm > 0, 1 / jnp.where(norm > 0, norm, 1), 0)
 
 
 class _Unstable(Exception):
@@ -114,7 +126,8 @@ def _scan_units(units, s, paths):
         var1, nngp, var2, ntk = carry
         unit = jax.tree_util.tree_unflatten(treedef, unit_leaves)
         out = _unrolled(unit, start.replace(var1=var1, nngp=nngp, var2=var2, ntk=ntk), paths[1])
-        if (out.gaussian, out.features) != (start.gaussian, start.features):
+        if (out.gaussian, out.features, out.spatial, out.full) != (
+                start.gaussian, start.features, start.spatial, start.full):
             raise _Unstable
         return tuple(q.astype(dtype) for q in (out.var1, out.nngp, out.var2, out.ntk)), None
 
@@ -150,6 +163,10 @@ def _sum_branches(states, path, owner):
     if len(features) != 1:
         raise ValueError(f"kernels.analytic: {owner} at {path or 'the top level'} sums "
                          f"branches with different feature counts {sorted(features)}.")
+    shapes = {b.spatial for b in states}
+    if len(shapes) != 1:
+        raise ValueError(f"kernels.analytic: {owner} at {path or 'the top level'} sums "
+                         f"branches with different spatial shapes {sorted(shapes)}.")
     total = states[0]
     for b in states[1:]:
         total = total.replace(var1=total.var1 + b.var1, nngp=total.nngp + b.nngp,

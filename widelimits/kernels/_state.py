@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -24,7 +25,7 @@ ANALYTIC = Registry("kernels.analytic", noun="infinite-width rule",
 
 @functools.partial(jax.tree_util.register_dataclass,
                    data_fields=["var1", "nngp", "var2", "ntk"],
-                   meta_fields=["gaussian", "features", "raw", "diagonal"])
+                   meta_fields=["gaussian", "features", "raw", "diagonal", "spatial", "full"])
 @dataclasses.dataclass(frozen=True)
 class KernelState:
     """What the infinite-width recursion knows after a layer (Lee et al. 2018; Jacot et al. 2018).
@@ -39,7 +40,13 @@ class KernelState:
       features: features of the finite network here (the fan-in of the next layer, which the
         standard-parameterization NTK needs).
       raw: the network input itself (fan-in fixed at infinite width), before any ``Dense``.
-      diagonal: the pairs are (x_i, x_i): ``var1``, ``nngp``, ``var2`` are all (n,).
+      diagonal: the pairs are (x_i, x_i): ``var1``, ``nngp``, ``var2`` are all (n,) (with
+        spatial axes: (n, *S), or (n, *S, *S) when ``full``).
+      spatial: the spatial shape S of channels-last inputs (n, *S, C) at this layer; () for
+        inputs (n, d) and after ``Flatten`` or global pooling.
+      full: the covariances over all pairs of positions are carried: ``nngp`` and ``ntk`` are
+        (n1, n2, *S, *S) and ``var1`` (n1, *S, *S) (the input's own covariance between its
+        positions). Otherwise only equal positions: ``nngp`` (n1, n2, *S), ``var1`` (n1, *S).
 
     A k-feature layer's kernel is ``nngp ⊗ I_k`` (features are iid at infinite width). The
     rules of elementwise maps (``Dense``, activations) act on any trailing axes, which the
@@ -64,6 +71,8 @@ class KernelState:
     features: int
     raw: bool = False
     diagonal: bool = False
+    spatial: tuple = ()
+    full: bool = False
 
     def replace(self, **changes) -> KernelState:
         """A copy with ``changes`` applied (``dataclasses.replace``)."""
@@ -75,10 +84,38 @@ class KernelState:
 
     def pair_variances(self) -> tuple[jax.Array, jax.Array]:
         """(var1, var2) broadcastable against ``nngp``: (n1, 1) and (1, n2), or both (n,) when
-        ``diagonal``. The dual of an activation takes ``(v1, nngp, v2)``."""
+        ``diagonal`` (with positions: each position's variance, e.g. (n1, 1, *S, 1..) and
+        (1, n2, 1.., *S) when ``full``). The dual of an activation takes ``(v1, nngp, v2)``."""
         if self.diagonal:
-            return self.var1, self.var2
+            return self.own_variances(self.var1)
+        if self.full:
+            k = len(self.spatial)
+            v1 = self.position_variances(self.var1)
+            v2 = self.position_variances(self.var2)
+            return (jnp.expand_dims(v1, (1,) + tuple(range(-k, 0))),
+                    jnp.expand_dims(v2, (0,) + tuple(range(2, k + 2))))
         return jnp.expand_dims(self.var1, 1), jnp.expand_dims(self.var2, 0)
+
+    def position_variances(self, var: jax.Array) -> jax.Array:
+        """Each position's variance from ``var1`` or ``var2``: (n, *S) (``var`` itself unless
+        ``full``, where it is the diagonal of (n, *S, *S))."""
+        if not self.full:
+            return var
+        s = self.spatial
+        p = math.prod(s)
+        flat = var.reshape(var.shape[: var.ndim - 2 * len(s)] + (p, p))
+        return jnp.diagonal(flat, axis1=-2, axis2=-1).reshape(flat.shape[:-2] + s)
+
+    def own_variances(self, var: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """(a, b) broadcastable against ``var1`` (or ``var2``): the variances of the two sides
+        of each of its entries, for the dual of an activation ``V(a, var, b)``: ``var`` itself
+        twice, or with positions carried in full the variance of each position (n, *S, 1..) and
+        (n, 1.., *S)."""
+        if not self.full:
+            return var, var
+        k = len(self.spatial)
+        d = self.position_variances(var)
+        return jnp.expand_dims(d, tuple(range(-k, 0))), jnp.expand_dims(d, tuple(range(1, k + 1)))
 
 
 def propagate(layer, state: KernelState, path: str = "") -> KernelState:

@@ -83,6 +83,8 @@ def _fmt(v):
     c = concrete(v)
     if c is not None and c.shape == ():
         return repr(c.item())
+    if isinstance(v, jax.core.Tracer):  # inside a trace (e.g. in an error message of a view)
+        return f"<traced {v.dtype}{list(v.shape)}>"
     return repr(v)
 
 
