@@ -33,6 +33,7 @@ test-all: lint $(STAMP)
 bench: $(STAMP)
 	bash ../shared/reference/ntref_env.sh $(NTREF)
 	$(PY) benchmarks/analytic_kernels.py --ntref $(NTREF)/bin/python
+	$(PY) benchmarks/conv_kernels.py --ntref $(NTREF)/bin/python
 	$(PY) benchmarks/empirical_ntk.py --ntref $(NTREF)/bin/python
 	$(PY) benchmarks/dynamics.py --ntref $(NTREF)/bin/python
 	$(PY) benchmarks/dmft.py

@@ -41,100 +41,115 @@ def _input_covariances(x1, x2, full):
             jnp.einsum("ipc,ipc->ip", b, b).reshape(x2.shape[:-1]) / c)
 
 
-def _layout(run, spatial):
-    """``run(full)`` with only the diagonal positions carried when the net allows it (no layer
-    mixes positions before a Flatten readout), else with all pairs of positions."""
-    if not spatial:
-        return run(False)
+def _needs_full(net, x):
+    """Whether ``net`` on inputs shaped like ``x`` (n, *S, C) needs the covariance between all
+    pairs of positions: some layer mixes positions before a Flatten readout, or the output keeps
+    positions. Decided by tracing the equal-positions layout on one abstract input."""
+    if x.ndim == 2:
+        return False
+    one = jax.ShapeDtypeStruct((1,) + x.shape[1:], x.dtype)
     try:
-        out = run(False)
-        if not out.spatial:
-            return out
+        out = jax.eval_shape(lambda net, x: _kernel_pair(net, x, x, full=False), net, one)
     except NeedsFullCovariance:
-        pass
-    return run(True)
+        return True
+    return bool(out.spatial)
 
 
-def _kernel_pair(net, x1, x2, same=False):
+def _kernel_pair(net, x1, x2, same=False, full=False):
     """Final state for all pairs (x1[i], x2[j]); ``x2=None`` for the symmetric case x2 = x1.
 
     ``same`` (a bool, possibly traced) says that x2 is x1 given twice: the diagonal of q12 is
-    then set to the squared norms, so identical inputs have correlation 1 exactly.
+    then set to the squared norms, so identical inputs have correlation 1 exactly. ``full``:
+    carry all pairs of positions of spatial inputs (else equal positions only).
     """
     if x2 is None:
         x2, same = x1, True
-    spatial = x1.shape[1:-1]
-
-    def run(full):
-        sq1, q12, sq2 = _input_covariances(x1, x2, full)
-        if same is not False:  # identical inputs: c = 1 exactly
-            eye = jnp.eye(x1.shape[0], x2.shape[0], dtype=bool) & same
-            q12 = jnp.where(eye.reshape(eye.shape + (1,) * (q12.ndim - 2)), sq1[:, None], q12)
-        return propagate(net, KernelState(sq1, q12, sq2, jnp.zeros_like(q12), gaussian=False,
-                                          features=x1.shape[-1], raw=True, spatial=spatial,
-                                          full=full))
-
-    return _layout(run, spatial)
+    sq1, q12, sq2 = _input_covariances(x1, x2, full)
+    if same is not False:  # identical inputs: c = 1 exactly
+        eye = jnp.eye(x1.shape[0], x2.shape[0], dtype=bool) & same
+        q12 = jnp.where(eye.reshape(eye.shape + (1,) * (q12.ndim - 2)), sq1[:, None], q12)
+    return propagate(net, KernelState(sq1, q12, sq2, jnp.zeros_like(q12), gaussian=False,
+                                      features=x1.shape[-1], raw=True, spatial=x1.shape[1:-1],
+                                      full=full))
 
 
-def _kernel_diag(net, x):
+def _kernel_diag(net, x, full):
     """NNGP/NTK of the pairs (x[i], x[i]) -> ((n, ...), (n, ...))."""
-    def run(full):
-        q = _input_covariances(x, x, full)[0]
-        return propagate(net, KernelState(q, q, q, jnp.zeros_like(q), gaussian=False,
-                                          features=x.shape[-1], raw=True, diagonal=True,
-                                          spatial=x.shape[1:-1], full=full))
-
-    s = _layout(run, x.shape[1:-1])
+    q = _input_covariances(x, x, full)[0]
+    s = propagate(net, KernelState(q, q, q, jnp.zeros_like(q), gaussian=False,
+                                   features=x.shape[-1], raw=True, diagonal=True,
+                                   spatial=x.shape[1:-1], full=full))
     return s.nngp, s.ntk
 
 
-def _tiled_pair(net, x1, x2, b):
+def _tiled_pair(net, x1, x2, b, full):
     def pair(xa, xb):
-        s = _kernel_pair(net, xa, xb)
+        s = _kernel_pair(net, xa, xb, full=full)
         return s.nngp, s.ntk
 
     return tiled_pair(pair, x1, x2, b)
 
 
 _SYMMETRIC_TILE = 100  # rows per tile of k(x, x) built from its blocks
+_TILE_ENTRIES = 2**18  # entries per array of one tile pair of spatial inputs (1 MiB in float32)
 
 
 def _symmetric_tiles(n):
-    """Number of tiles for ``k(x, x)`` of n inputs: 1 (one n x n program) below 400 inputs,
-    else n // 100 up to 16. Measured on 2 CPU cores (erf, depth 3): 1.3-1.4x faster than one
-    program at n = 600, 1000 and 4000, none at n = 300; tiles of 100-250 rows keep the
+    """Number of tiles for ``k(x, x)`` of n inputs (n, d): 1 (one n x n program) below 400
+    inputs, else n // 100 up to 16. Measured on 2 CPU cores (erf, depth 3): 1.3-1.4x faster
+    than one program at n = 600, 1000 and 4000, none at n = 300; tiles of 100-250 rows keep the
     vectorised loops long while the skipped lower triangle approaches half the work."""
     m = min(n // _SYMMETRIC_TILE, 16)
     return m if m >= 4 else 1
 
 
-def _symmetric(net, x, m):
+def _spatial_tile(x, full):
+    """Rows per tile for spatial inputs: b x b pairs of P (or P²) entries each hold about
+    ``_TILE_ENTRIES`` (they stay in cache through the layers; one program over all pairs is
+    3-6x slower on 2 CPU cores at 64-128 images 8x8, 3 convs + global pooling); None for
+    (n, d) inputs."""
+    if x.ndim == 2:
+        return None
+    per_pair = math.prod(x.shape[1:-1]) ** (2 if full else 1)
+    return max(1, math.isqrt(_TILE_ENTRIES // per_pair))
+
+
+def _symmetric(net, x, m, full, sequential):
     """(nngp, ntk) of x with itself from the m (m + 1) / 2 upper blocks (``symmetric_blocks``)."""
     def block(xa, xb, same):
-        s = _kernel_pair(net, xa, xb, same)
+        s = _kernel_pair(net, xa, xb, same, full)
         return s.nngp, s.ntk
 
-    return symmetric_blocks(block, x, m)
+    return symmetric_blocks(block, x, m, sequential=sequential)
 
 
-@functools.partial(jax.jit, static_argnames=("batch_size", "spatial_out"))
-def _analytic(net, x1, x2, batch_size, spatial_out):
+@functools.partial(jax.jit, static_argnames=("batch_size", "spatial_out", "full"))
+def _analytic(net, x1, x2, batch_size, spatial_out, full):
     n1, n2 = x1.shape[0], (x1 if x2 is None else x2).shape[0]
+    tile = _spatial_tile(x1, full)
+    if batch_size is None and tile is not None and tile < max(n1, n2):
+        if x2 is None and not spatial_out:  # upper tiles one after the other
+            nngp, ntk = _symmetric(net, x1, -(-n1 // tile), full, sequential=True)
+            return _finish(nngp, ntk, jnp.diagonal(nngp), jnp.diagonal(nngp))
+        batch_size = tile
     m = _symmetric_tiles(n1) if x2 is None and not spatial_out else 1
     if (batch_size is None or batch_size >= n1) and m > 1:
-        nngp, ntk = _symmetric(net, x1, m)
+        nngp, ntk = _symmetric(net, x1, m, full, sequential=False)
         var1 = var2 = jnp.diagonal(nngp)
     elif batch_size is None or batch_size >= max(n1, n2):
-        s = _kernel_pair(net, x1, x2)
+        s = _kernel_pair(net, x1, x2, full=full)
         var1, var2, nngp, ntk = s.var1, s.var2, s.nngp, s.ntk
     else:
-        var1, ntk1 = _kernel_diag(net, x1)
-        var2 = var1 if x2 is None else _kernel_diag(net, x2)[0]
-        nngp, ntk = _tiled_pair(net, x1, x1 if x2 is None else x2, batch_size)
+        var1, ntk1 = _kernel_diag(net, x1, full)
+        var2 = var1 if x2 is None else _kernel_diag(net, x2, full)[0]
+        nngp, ntk = _tiled_pair(net, x1, x1 if x2 is None else x2, batch_size, full)
         if x2 is None:
             i = jnp.arange(n1)
             nngp, ntk = nngp.at[i, i].set(var1), ntk.at[i, i].set(ntk1)
+    return _finish(nngp, ntk, var1, var2)
+
+
+def _finish(nngp, ntk, var1, var2):
     finite = jnp.isfinite(nngp).all() & jnp.isfinite(ntk).all()
     return Kernel(nngp=nngp, ntk=ntk, var1=var1, var2=var2), finite
 
@@ -214,7 +229,7 @@ def analytic(net, x1, x2=None, *, batch_size: int | None = None) -> Kernel:
         spatial_out = len(net.output_shape(x1.shape)) > 2
     except ValueError:  # the rules say what is wrong, naming the layer
         spatial_out = False
-    kernel, finite = _analytic(net, x1, x2, batch_size, spatial_out)
+    kernel, finite = _analytic(net, x1, x2, batch_size, spatial_out, _needs_full(net, x1))
     if not isinstance(finite, jax.core.Tracer) and not bool(finite):
         raise ValueError(
             f"kernels.analytic: the kernel of {net!r} overflowed to inf/NaN in {x1.dtype} for "

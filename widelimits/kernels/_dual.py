@@ -23,7 +23,7 @@ import jax.numpy as jnp
 
 from .. import nets
 from .._registry import Registry
-from ._arccos import arccos_j, safe_correlation, safe_sqrt
+from ._arccos import arccos_j, arctan2, safe_correlation, safe_sqrt
 from ._hermite import DEFAULT_ORDER, hermite_dual
 
 __all__ = ["dual", "DUALS", "closed_dual"]
@@ -86,7 +86,7 @@ def _erf(act, q11, q12, q22):
     # square root serves both maps.
     y = 2 * b2 * q12
     s = jnp.sqrt((1 + 2 * b2 * q11) * (1 + 2 * b2 * q22) - y * y)
-    v = a * a * (2 / math.pi) * jnp.arctan2(y, s) + c * c
+    v = a * a * (2 / math.pi) * arctan2(y, s) + c * c
     dv = a * a * b2 * (4 / math.pi) / s
     return v, dv
 
@@ -96,7 +96,7 @@ def _gelu_value(q11, q12, q22):
     # V = q12/4 + [(q12^2 + q11 q22 D^2)/((1+q11)(1+q22) D) + q12 atan2(q12, D)] / (2 pi).
     p = (1 + q11) * (1 + q22)
     d = jnp.sqrt(p - q12 * q12)
-    return q12 / 4 + ((q12 * q12 + q11 * q22 * d * d) / (p * d) + q12 * jnp.arctan2(q12, d)) / _TWO_PI
+    return q12 / 4 + ((q12 * q12 + q11 * q22 * d * d) / (p * d) + q12 * arctan2(q12, d)) / _TWO_PI
 
 
 def _gelu(act, q11, q12, q22):

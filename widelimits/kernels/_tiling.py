@@ -41,21 +41,26 @@ def tiled_rows(fn, x, b):
     return jax.tree.map(lambda k: k.reshape((t.shape[0] * b,) + k.shape[2:])[: x.shape[0]], out)
 
 
-def symmetric_blocks(fn, x, m):
+def symmetric_blocks(fn, x, m, sequential=False):
     """A symmetric pairwise quantity of ``x`` (n, ...) from its upper-triangular blocks.
 
     ``x`` is split into ``m`` tiles of ``b = ceil(n / m)`` rows (the last padded as in
     ``tiles``); ``fn(xa, xb, same)`` maps two tiles to a pytree of (b, b) blocks, ``same`` a
     traced bool that is True when ``xa`` is ``xb`` (a diagonal block). Only the m (m + 1) / 2
-    blocks with i <= j are computed, vmapped as one program; block (j, i) is written as the
-    transpose of block (i, j), so the (n, n) result is exactly symmetric outside the diagonal
-    blocks (which are as symmetric as ``fn`` makes them).
+    blocks with i <= j are computed, vmapped as one program (``sequential``: one after the
+    other, ``lax.map``, so that each block's intermediates stay small); block (j, i) is written
+    as the transpose of block (i, j), so the (n, n) result is exactly symmetric outside the
+    diagonal blocks (which are as symmetric as ``fn`` makes them).
     """
     n = x.shape[0]
     b = -(-n // m)
     t = tiles(x, b)
     iu, ju = np.triu_indices(m)
-    blocks = jax.vmap(fn)(t[iu], t[ju], jnp.asarray(iu == ju))
+    if sequential:
+        blocks = jax.lax.map(lambda ij: fn(t[ij[0]], t[ij[1]], ij[0] == ij[1]),
+                             (jnp.asarray(iu), jnp.asarray(ju)))
+    else:
+        blocks = jax.vmap(fn)(t[iu], t[ju], jnp.asarray(iu == ju))
     rows, cols = jnp.asarray(iu * b), jnp.asarray(ju * b)
 
     def merge(o):
