@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import nets
-from . import _rules  # noqa: F401  (registers the built-in layers' rules)
+from . import _attention, _rules  # noqa: F401  (register the built-in layers' rules)
 from ._kernel import Kernel
 from ._spatial import NeedsFullCovariance  # (and registers the convolutional rules)
 from ._state import KernelState, propagate

@@ -28,6 +28,7 @@ from ._activations import (
     Tanh as Tanh,
     check_activation as check_activation,
 )
+from ._attention import GlobalSelfAttention as GlobalSelfAttention
 from ._combinators import (
     Parallel as Parallel,
     Residual as Residual,
@@ -57,6 +58,7 @@ from ._spec import Layer as Layer, spec as spec, static as static
 __all__ = [
     "ABRelu", "Abs", "Activation", "AvgPool", "Conv", "Cos", "Dense", "Elementwise", "Erf",
     "Exp", "Flatten", "Gelu", "GlobalAvgPool", "GlobalSumPool", "Identity", "Layer", "LayerNorm",
+    "GlobalSelfAttention",
     "LeakyRelu", "Monomial", "Parallel", "PiecewiseLinear", "RectifiedMonomial", "Relu",
     "Residual", "Run", "Serial", "Sigmoid", "Sign", "Sin", "Softplus", "SumPool", "Swish",
     "Tanh", "meanfield_learning_rate", "meanfield_mlp", "mlp", "check_activation", "parallel",
