@@ -141,8 +141,7 @@ def test_cnn_shapes_jit_vmap_grad(dtype):
 
 
 def test_empirical_ntk_of_a_cnn_every_method():
-    # The Jacobian contraction written out here is the oracle. "auto" takes a Jacobian-based
-    # method: the structured one takes (n, d) inputs only so far.
+    # The Jacobian contraction written out here is the oracle.
     net = _cnn("CIRCULAR")
     x1 = jax.random.normal(jax.random.key(8), (3, 6, 6, 2), jnp.float64)
     x2 = jax.random.normal(jax.random.key(9), (2, 6, 6, 2), jnp.float64)
@@ -151,11 +150,9 @@ def test_empirical_ntk_of_a_cnn_every_method():
     want = sum(np.einsum("iaP,jbP->ijab", a.reshape(3, 2, -1), b.reshape(2, 2, -1))
                for a, b in zip(jax.tree.leaves(j1), jax.tree.leaves(j2), strict=True))
     want = np.einsum("ijaa->ij", want) / 2
-    for method in ("jacobian", "ntvp", "auto"):
+    for method in ("jacobian", "ntvp", "structured", "auto"):
         got = kernels.empirical_ntk(net, params, x1, x2, method=method)
         np.testing.assert_allclose(got, want, rtol=1e-10, err_msg=method)
-    with pytest.raises(ValueError, match=r"method='structured' needs inputs of shape \(n, d\)"):
-        kernels.empirical_ntk(net, params, x1, x2, method="structured")
 
 
 def test_analytic_conv_on_inputs_without_spatial_axes_names_the_layer():

@@ -11,6 +11,14 @@ the standard one) it is
 
 so no Jacobian is formed: n1 n2 (n_in + k width) multiply-adds per layer (Novak et al. 2022,
 "Fast Finite Width Neural Tangent Kernel", structured derivatives of fully connected layers).
+A ``Conv``, and a Dense applied at every position of inputs (n, *positions, n_in), sum this over
+pairs of positions (a, a') with the input window ("patch") the layer reads at a in place of x:
+
+    Theta_W+b(x_i, x_j)[k, l] = c^2 sum_{a, a'} <patch_i(a), patch_j(a')> delta_i^k(a) . delta_j^l(a')
+                                + s^2 (sum_a delta_i^k(a)) . (sum_a' delta_j^l(a')),
+
+contracted through per-example weight gradients or the patch Gram matrix, whichever is cheaper
+for the shapes (``_structured_conv``, which states the FLOPs and memory of both).
 
 Each layer type has one rule ``rule(layer, params, x, tape, path) -> y`` in ``STRUCTURED``. A
 rule for a trained layer calls ``tape.tap(layer, params, x, y, contract)``. Layers without one
@@ -26,6 +34,7 @@ import jax.numpy as jnp
 
 from .. import nets
 from .._registry import Registry
+from ._structured_conv import conv_contract, positions_contract
 
 __all__ = ["STRUCTURED", "Tape", "feature_kernels", "forward", "record", "register_structured",
            "structured_ntk", "readout_nngp"]
@@ -187,6 +196,12 @@ def _dense_coefficients(layer, n_in):
 
 def _dense_contract(layer, params, x1, x2, d1, d2, output):
     cw, cb = _dense_coefficients(layer, x1.shape[-1])
+    if x1.ndim > 2:  # applied at every position (a, a'): sum over pairs of positions
+        p1 = x1.reshape(x1.shape[0], -1, x1.shape[-1])
+        p2 = p1 if x2 is x1 else x2.reshape(x2.shape[0], -1, x2.shape[-1])
+        e1 = d1.reshape(d1.shape[0], d1.shape[1], -1, d1.shape[-1])
+        e2 = e1 if d2 is d1 else d2.reshape(d2.shape[0], d2.shape[1], -1, d2.shape[-1])
+        return positions_contract(cw, cb, p1, p2, e1, e2, output)
     g = cw * (x1 @ x2.T) + cb  # (n1, n2)
     if output == "trace":
         return g * jnp.einsum("lib,ljb->ij", d1, d2) / d1.shape[0]
@@ -196,6 +211,11 @@ def _dense_contract(layer, params, x1, x2, d1, d2, output):
 @STRUCTURED.register(nets.Dense)
 def _dense(layer, params, x, tape, path):
     return tape.tap(layer, params, x, layer.apply(params, x), _dense_contract)
+
+
+@STRUCTURED.register(nets.Conv)
+def _conv(layer, params, x, tape, path):
+    return tape.tap(layer, params, x, layer.apply(params, x), conv_contract)
 
 
 @STRUCTURED.register(nets.Serial)
