@@ -15,7 +15,7 @@ import numpy as np
 import optax
 import pytest
 
-from widelimits import dynamics, kernels, nets
+from widelimits import compare, dynamics, kernels, nets
 
 from .conftest import rtol_for
 
@@ -196,3 +196,19 @@ def test_monte_carlo_and_training_of_a_cnn():
         p = jax.tree.map(lambda a, g: a - 0.5 * g, p, jax.grad(loss)(p))
     np.testing.assert_allclose(res.pred_train[-1], net.apply(p, x), rtol=1e-10)
     assert res.loss[-1] < res.loss[0]
+
+
+def test_kernel_convergence_of_cnn_and_attention_nets():
+    # The deviation of the empirical NNGP/NTK from the analytic limit is a fluctuation of
+    # order width^-1/2: the fitted exponent is -1/2 within 3 standard errors of the fit.
+    x = jax.random.normal(jax.random.key(0), (4, 6, 2), jnp.float64)
+    cnn = lambda n: nets.serial(nets.Conv(n, (3,), padding="SAME"), nets.Relu(),  # noqa: E731
+                                nets.Conv(n, (3,), padding="CIRCULAR"), nets.Relu(),
+                                nets.GlobalAvgPool(), nets.Dense(1))
+    att = lambda n: nets.serial(nets.Dense(n), nets.GlobalSelfAttention(n, n, n, 2),  # noqa: E731
+                                nets.Relu(), nets.Flatten(), nets.Dense(1))
+    for make in (cnn, att):
+        res = compare.kernel_convergence(make, [16, 64, 256], x, jax.random.key(1), n_seeds=6,
+                                         progress=False)
+        for kind, fit in res.fits.items():
+            assert abs(fit.exponent + 0.5) < 3 * fit.stderr, (kind, fit)
