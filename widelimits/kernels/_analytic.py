@@ -49,7 +49,7 @@ def _needs_full(net, x):
         return False
     one = jax.ShapeDtypeStruct((1,) + x.shape[1:], x.dtype)
     try:
-        out = jax.eval_shape(lambda net, x: _kernel_pair(net, x, x, full=False), net, one)
+        out = jax.eval_shape(lambda x: _kernel_pair(net, x, x, full=False), one)
     except NeedsFullCovariance:
         return True
     return bool(out.spatial)
@@ -162,7 +162,8 @@ def _check_inputs(name, x, shape=None):
                          f"(n, *spatial, C) (batch first), got shape {tuple(x.shape)}.")
     if shape is not None and tuple(x.shape[1:]) != tuple(shape):
         raise ValueError(f"kernels.analytic: x1 and x2 must have the same shape after the batch "
-                         f"axis; x1 has {tuple(shape)}, {name} has shape {tuple(x.shape)}.")
+                         f"axis; x1 has shape (n1, {', '.join(map(str, shape))}), {name} has "
+                         f"shape {tuple(x.shape)}.")
     if not jnp.issubdtype(x.dtype, jnp.floating):
         raise TypeError(f"kernels.analytic: {name} must be a floating-point array, got dtype "
                         f"{x.dtype}.")

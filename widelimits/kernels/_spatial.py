@@ -51,7 +51,8 @@ def _check_spatial(layer, s, path, k):
         got = ("inputs without spatial axes (shape (n, C), or after Flatten or global "
                "pooling)" if not s.spatial else f"inputs with spatial shape {s.spatial}")
         raise ValueError(f"kernels.analytic: {type(layer).__name__} {where(path, layer)} works "
-                         f"on inputs (n, *spatial, C) with {k} spatial axes; it gets {got}.")
+                         f"on inputs (n, *spatial, C) with {k} spatial "
+                         f"{'axis' if k == 1 else 'axes'}; it gets {got}.")
 
 
 def _output_spatial(layer, s, path):
