@@ -198,6 +198,7 @@ def test_monte_carlo_and_training_of_a_cnn():
     assert res.loss[-1] < res.loss[0]
 
 
+@pytest.mark.slow
 def test_kernel_convergence_of_cnn_and_attention_nets():
     # The deviation of the empirical NNGP/NTK from the analytic limit is a fluctuation of
     # order width^-1/2: the fitted exponent is -1/2 within 3 standard errors of the fit.

@@ -20,6 +20,6 @@ from . import (
     signal as signal,
 )
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 __all__ = ["compare", "depth", "dynamics", "finite", "kernels", "models", "nets", "signal",
            "__version__"]

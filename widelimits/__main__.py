@@ -2,7 +2,9 @@
 
 ``demo`` runs the kernel gallery at the "quick" size (a minute on two CPU cores) and prints the
 paths of the figures it wrote; ``reproduce <id>`` runs one figure of ``widelimits.reproduce``
-(``list`` shows the ids).
+(``list`` shows the ids). A figure module with a ``parse_options(argv) -> dict`` function takes
+options of its own after the common ones (e.g. ``reproduce cnn_kernels --data FILE.npz --zca``),
+passed to its ``run`` as keyword arguments.
 """
 
 from __future__ import annotations
@@ -32,19 +34,21 @@ def _parser():
     sub = parser.add_subparsers(dest="command", required=True, metavar="{demo,reproduce,list}")
     demo = sub.add_parser("demo", help=f"run the {DEMO_ID} figure at the quick size")
     _add_common(demo, "quick")
-    rep = sub.add_parser("reproduce", help="reproduce one figure by id")
+    rep = sub.add_parser("reproduce", help="reproduce one figure by id",
+                         epilog="Some figures take options of their own after these: "
+                                "cnn_kernels --data FILE.npz [--zca [REG]] [--flip].")
     rep.add_argument("id", help="figure id (see `python -m widelimits list`)")
     _add_common(rep, "full")
     sub.add_parser("list", help="list the figure ids")
     return parser, {"demo": demo, "reproduce": rep}
 
 
-def _run(figure_id, size, out):
+def _run(figure_id, size, out, options=None):
     from widelimits import reproduce
 
     module = reproduce.get(figure_id)
     start = time.perf_counter()
-    result = module.run(size=size, out=out)
+    result = module.run(size=size, out=out, **(options or {}))
     paths = module.plot(result, out)
     print(f"{figure_id} ({size}) done in {time.perf_counter() - start:.1f} s; wrote:",
           file=sys.stderr)
@@ -56,7 +60,7 @@ def _run(figure_id, size, out):
 def main(argv=None) -> int:
     """Entry point of ``python -m widelimits`` and the ``widelimits`` script."""
     parser, subparsers = _parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
     from widelimits import reproduce
 
     if args.command == "list":
@@ -68,7 +72,11 @@ def main(argv=None) -> int:
     if figure_id not in reproduce.REGISTRY:
         subparsers[args.command].error(f"unknown figure id {figure_id!r}; known ids: "
                      f"{', '.join(sorted(reproduce.REGISTRY))}")
-    _run(figure_id, args.size, args.out)
+    parse_options = getattr(reproduce.REGISTRY[figure_id], "parse_options", None)
+    if extra and (args.command != "reproduce" or parse_options is None):
+        subparsers[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
+    options = parse_options(extra) if args.command == "reproduce" and parse_options else {}
+    _run(figure_id, args.size, args.out, options)
     return 0
 
 

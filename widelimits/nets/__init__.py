@@ -28,6 +28,7 @@ from ._activations import (
     Tanh as Tanh,
     check_activation as check_activation,
 )
+from ._architectures import myrtle as myrtle, wide_resnet as wide_resnet
 from ._attention import GlobalSelfAttention as GlobalSelfAttention
 from ._combinators import (
     Parallel as Parallel,
@@ -56,11 +57,10 @@ from ._runs import Run as Run, runs as runs
 from ._spec import Layer as Layer, spec as spec, static as static
 
 __all__ = [
-    "ABRelu", "Abs", "Activation", "AvgPool", "Conv", "Cos", "Dense", "Elementwise", "Erf",
-    "Exp", "Flatten", "Gelu", "GlobalAvgPool", "GlobalSumPool", "Identity", "Layer", "LayerNorm",
-    "GlobalSelfAttention",
-    "LeakyRelu", "Monomial", "Parallel", "PiecewiseLinear", "RectifiedMonomial", "Relu",
-    "Residual", "Run", "Serial", "Sigmoid", "Sign", "Sin", "Softplus", "SumPool", "Swish",
-    "Tanh", "meanfield_learning_rate", "meanfield_mlp", "mlp", "check_activation", "parallel",
-    "residual", "runs", "serial", "spec", "static",
+    "ABRelu", "Abs", "Activation", "AvgPool", "Conv", "Cos", "Dense", "Elementwise", "Erf", "Exp",
+    "Flatten", "Gelu", "GlobalAvgPool", "GlobalSelfAttention", "GlobalSumPool", "Identity", "Layer",
+    "LayerNorm", "LeakyRelu", "Monomial", "Parallel", "PiecewiseLinear", "RectifiedMonomial",
+    "Relu", "Residual", "Run", "Serial", "Sigmoid", "Sign", "Sin", "Softplus", "SumPool", "Swish",
+    "Tanh", "check_activation", "meanfield_learning_rate", "meanfield_mlp", "mlp", "myrtle",
+    "parallel", "residual", "runs", "serial", "spec", "static", "wide_resnet",
 ]

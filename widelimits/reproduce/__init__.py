@@ -9,6 +9,7 @@
 from . import (
     beyond_iid as beyond_iid,
     catapult as catapult,
+    cnn_kernels as cnn_kernels,
     criticality_vertex as criticality_vertex,
     dmft_deep as dmft_deep,
     dmft_two_layer as dmft_two_layer,
@@ -29,6 +30,7 @@ from ._common import SIZES as SIZES
 REGISTRY = {
     "beyond_iid": beyond_iid,
     "catapult": catapult,
+    "cnn_kernels": cnn_kernels,
     "criticality_vertex": criticality_vertex,
     "dmft_deep": dmft_deep,
     "dmft_two_layer": dmft_two_layer,
@@ -45,8 +47,8 @@ REGISTRY = {
     "sparse_activations": sparse_activations,
 }
 
-__all__ = ["REGISTRY", "SIZES", "beyond_iid", "catapult", "criticality_vertex", "dmft_deep",
-           "dmft_two_layer", "edge_of_chaos", "get", "grokking_lazy_rich", "kernel_gallery",
+__all__ = ["REGISTRY", "SIZES", "beyond_iid", "catapult", "cnn_kernels", "criticality_vertex",
+           "dmft_deep", "dmft_two_layer", "edge_of_chaos", "get", "grokking_lazy_rich", "kernel_gallery",
            "kernel_width_scaling", "lazy_vs_rich", "linearized_training", "ntk_convergence",
            "ntk_function_dynamics", "output_kurtosis", "resnet_depth_limit", "sparse_activations"]
 
