@@ -273,6 +273,7 @@ def test_monte_carlo_nngp_of_wide_attention(mechanism, shape, qk):
     assert stderr.max() < 0.05 * np.abs(want).max()  # the check has teeth
 
 
+@pytest.mark.slow  # make test-all (CI time)
 def test_monte_carlo_ntk_has_no_query_key_term():
     """The empirical NTK of a wide net ``attention -> GlobalAvgPool -> Dense`` on raw inputs,
     averaged over 16 networks, against the analytic one (ov² A (Theta + 2 K) A'^T + b², with

@@ -45,10 +45,12 @@ def test_every_kernel_learns(smoke):
 
 
 def test_pooled_kernels_are_not_worse_than_fc(smoke):
+    # On average over the training sizes, within twice the standard error of a difference.
     order = smoke[0]["ordering"]
-    assert np.all(order["myrtle_minus_fc"] > -2 * order["myrtle_minus_fc_se"]), order
-    assert np.all(order["gap_minus_flatten"] > -2 * order["gap_minus_flatten_se"]), order
-    assert {"gap_beats_flatten", "flatten_close_to_fc"} <= set(order)
+    for name in ("myrtle_minus_fc", "gap_minus_flatten"):
+        assert np.all(order[name + "_mean"] > -2 * order[name + "_se"].mean()), order
+    assert order["gap_minus_flatten"].shape == (2, len(smoke[0]["train_sizes"]))
+    assert {"gap_beats_flatten", "flatten_close_to_fc", "myrtle_beats_fc"} <= set(order)
 
 
 def test_finite_networks_approach_their_kernel(smoke):

@@ -253,6 +253,7 @@ def _layout_net(pool):
         nets.LayerNorm(), nets.Relu(), nets.Flatten(), nets.Dense(1, w_std=1.1, b_std=0.3))
 
 
+@pytest.mark.slow  # make test-all (CI time)
 def test_internal_consistency_equal_positions_vs_all_pairs():
     """INTERNAL CONSISTENCY (not an independent oracle): a Flatten readout needs only the
     covariances of equal positions, which the net without pooling carries; inserting a window
@@ -364,6 +365,7 @@ def test_monte_carlo_cnn_gap_same_strides():
     assert np.all(se[iu] < 0.02 * np.abs(want[iu]).max())  # the check has teeth
 
 
+@pytest.mark.slow  # make test-all (CI time)
 def test_monte_carlo_cnn_flatten_two_nonlinearities():
     """CNN-Flatten: Conv(256, SAME, strides (2, 1)), Erf, Conv(256, SAME, strides 2), Relu,
     Flatten, Dense; 64 nets. Two nonlinearities, so the expected finite-width NNGP differs from
@@ -507,6 +509,7 @@ def test_jit_and_vmap_over_datasets():
     np.testing.assert_allclose(jax.vmap(f)(xs), want, rtol=1e-12)
 
 
+@pytest.mark.slow  # make test-all (CI time)
 def test_grad_wrt_conv_w_std_matches_finite_difference():
     """d/dw of sum(NNGP) + sum(NTK) for the first Conv's w_std: jax.grad vs a central difference
     (float64, h = 1e-5: truncation ~h² ~ 1e-10, round-off ~1e-16/h ~ 1e-11 relative)."""

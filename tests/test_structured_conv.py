@@ -7,6 +7,7 @@ and float64, under jit; both contraction formulations and the choice between the
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from widelimits import kernels, nets
 from widelimits.kernels import _empirical, _structured, _structured_conv
@@ -74,6 +75,7 @@ def _conv_branches(filters, cases):
     return out
 
 
+@pytest.mark.slow  # make test-all (CI time)
 def test_1d_conv_nets_match_jacobian():
     # every padding with strides 1 and 2; sum pools; a Dense straight on (n, L, C) sequences,
     # which acts at every position (its term sums over pairs of positions)

@@ -37,7 +37,7 @@ inside ``dynamics.train``'s loop than outside.)
 Sizes: ``smoke`` (tens of seconds, mostly compiling the four kernels), ``quick`` (under a
 minute on two CPU cores: 10 to 80 training images, 100 test images, widths 8 and 32 trained on
 80 images), ``full`` (10 to 1000 training images, 500 test images, widths 8, 32 and 128 trained
-on 20 and 80 images; about half an hour on two CPU cores). Finished pieces (one per
+on 20 and 80 images; about 20 minutes on two CPU cores). Finished pieces (one per
 architecture and per width) are saved to and resumed from ``out/cnn_kernels_<size>.npz``.
 
 Own data: ``run(..., data="file.npz")`` (CLI ``--data FILE.npz``) reads arrays ``x_train``,
@@ -78,7 +78,6 @@ COLORS = {"fc": "tab:gray", "cnn_flatten": "tab:blue", "cnn_gap": "tab:red",
 DEPTH = 2             # hidden layers of fc, cnn_flatten and cnn_gap
 W_STD = math.sqrt(2)  # every layer; no biases
 DIAG_REG = 1e-4       # λ = DIAG_REG · tr(K_train) / n
-MEMORY = 2**28        # bytes per tile of the pairwise kernels (covariances over position pairs)
 
 CONFIGS = {
     "smoke": dict(train_sizes=(10, 20, 40), n_test=50, widths=(8, 64), finite_sizes=(40,),
@@ -178,21 +177,12 @@ def _sizes(wanted, n):
 
 
 # ------------------------------------------------------------------------------ the kernels
-def _tile(n_train, spatial):
-    """Rows per tile for the pairwise kernels (None: one program), from ``MEMORY``."""
-    p2 = math.prod(spatial) ** 2
-    b = max(1, int(math.sqrt(MEMORY / (p2 * 4 * 16))))
-    if b >= n_train:
-        return None
-    return -(-n_train // -(-n_train // b))  # equal tiles over the training images
-
-
 def _kernels(arch, x_train, x_test):
     """NNGP and NTK of ``arch`` between all images (train then test) and the training images:
     two (n + m, n) float64 arrays, their (n, n) training block made exactly symmetric."""
     x_all = np.concatenate([x_train, x_test])
-    k = kernels.analytic(make_net(arch), jnp.asarray(x_all), jnp.asarray(x_train),
-                         batch_size=_tile(len(x_train), x_train.shape[1:-1]))
+    # (kernels.analytic tiles the pairs of spatial inputs itself, in cache-sized blocks)
+    k = kernels.analytic(make_net(arch), jnp.asarray(x_all), jnp.asarray(x_train))
     out = []
     for a in (k.nngp, k.ntk):
         a = np.array(a, np.float64)
@@ -327,8 +317,8 @@ def _one_width(width, theta, data, cfg, lr, key, flip):
             params = net.init(jax.random.fold_in(key, i * cfg["seeds"] + seed), xs.shape)
             f0_train, f0_test = (np.asarray(net.apply(params, x)) for x in (xs, x_test))
             res = dynamics.train(model, params, xs, ys + f0_train, optimizer, cfg["steps"],
-                                 x_test=x_test, record_every=cfg["steps"], progress=False)
-            f_net = np.asarray(res.pred_test[-1], np.float64) - f0_test
+                                 record_every=cfg["steps"], progress=False)
+            f_net = np.asarray(net.apply(res.params, x_test), np.float64) - f0_test
             acc.append(np.mean(f_net.argmax(1) == y_test))
             distance.append(np.linalg.norm(f_net - f_ker) / np.linalg.norm(f_ker))
     shape = (len(cfg["finite_sizes"]), cfg["seeds"])
@@ -434,31 +424,32 @@ def _piece_key(kind, what):
 
 
 def ordering(result: dict) -> dict:
-    """The literature's ordering checked on ``result`` at its largest training size, each gap
-    with the standard error of a difference of two accuracies on the same test set
-    (√2 · √(p (1 − p) / m), p their mean):
+    """The literature's ordering checked on ``result``, from accuracy differences (NNGP, NTK)
+    per training size, (2, S), and their mean over the sizes, (2,); a difference of two
+    accuracies on the same m test images has standard error about √(2 p (1 − p) / m), p their
+    mean (``<name>_se``, (S,)):
 
-    * ``gap_minus_flatten``, ``flatten_minus_fc``, ``myrtle_minus_fc``: (NNGP, NTK) accuracy
-      differences; ``gap_beats_flatten``: CNN-GAP > CNN-flatten for both kernels;
-      ``flatten_close_to_fc``: |CNN-flatten − FC| within 2 standard errors for both;
-    * ``finite_approaches_kernel``: the finite CNN-GAP's distance to the NTK's outputs falls
-      with width at every finite size; ``distance_ratio``: first over last width's distance.
+    * ``gap_minus_flatten``, ``flatten_minus_fc``, ``myrtle_minus_fc`` (and ``..._mean``,
+      ``..._se``);
+    * ``gap_beats_flatten``: CNN-GAP above CNN-flatten on average over the sizes, for both
+      kernels; ``flatten_close_to_fc``: |CNN-flatten − FC| on average within twice the mean
+      standard error, for both; ``myrtle_beats_fc``: Myrtle-5 above FC on average, for both;
+    * ``finite_approaches_kernel``: the finite CNN-GAP's mean distance to the NTK's outputs
+      falls with width at every finite size; ``distance_ratio``: first over last width's.
     """
     acc, m = result["accuracy"], result["n_test"]
-
-    def gap(a, b):
-        d = [acc[f"{a}_{k}"][-1] - acc[f"{b}_{k}"][-1] for k in ("nngp", "ntk")]
-        p = np.mean([acc[f"{x}_{k}"][-1] for x in (a, b) for k in ("nngp", "ntk")])
-        return np.asarray(d), math.sqrt(2 * p * (1 - p) / m)
-
     out = {}
     for name, (a, b) in {"gap_minus_flatten": ("cnn_gap", "cnn_flatten"),
                          "flatten_minus_fc": ("cnn_flatten", "fc"),
                          "myrtle_minus_fc": ("myrtle5", "fc")}.items():
-        out[name], out[name + "_se"] = gap(a, b)
-    out["gap_beats_flatten"] = bool(np.all(out["gap_minus_flatten"] > 0))
-    out["flatten_close_to_fc"] = bool(np.all(np.abs(out["flatten_minus_fc"])
-                                             <= 2 * out["flatten_minus_fc_se"] + 1e-12))
+        diff = np.stack([acc[f"{a}_{k}"] - acc[f"{b}_{k}"] for k in ("nngp", "ntk")])
+        p = np.mean([acc[f"{x}_{k}"] for x in (a, b) for k in ("nngp", "ntk")], axis=0)
+        out[name], out[name + "_mean"] = diff, diff.mean(1)
+        out[name + "_se"] = np.sqrt(2 * p * (1 - p) / m)
+    out["gap_beats_flatten"] = bool(np.all(out["gap_minus_flatten_mean"] > 0))
+    out["flatten_close_to_fc"] = bool(np.all(np.abs(out["flatten_minus_fc_mean"])
+                                             <= 2 * out["flatten_minus_fc_se"].mean()))
+    out["myrtle_beats_fc"] = bool(np.all(out["myrtle_minus_fc_mean"] > 0))
     dist = np.stack([result["finite"][w]["distance"] for w in sorted(result["finite"])])
     out["finite_approaches_kernel"] = bool(np.all(np.diff(dist, axis=0) < 0))
     out["distance_ratio"] = dist[0] / dist[-1]
@@ -525,7 +516,7 @@ def plot(result: dict, out: str | os.PathLike = "figures") -> list[str]:
         ax.errorbar(widths, d, yerr=se, marker="o", capsize=3,
                     label=f"n = {n} (mean ± s.e., {result['config']['seeds']} seeds)")
         for wi, di in zip(widths, d, strict=True):
-            ax.annotate(f"{di:.3g}", (wi, di), textcoords="offset points", xytext=(4, 4),
+            ax.annotate(f"{di:.3g}", (wi, di), textcoords="offset points", xytext=(4, 4 - 11 * j),
                         fontsize="x-small")
     w = np.asarray(widths, float)
     first = np.mean([result["finite"][widths[0]]["distance"]])
