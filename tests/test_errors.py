@@ -34,9 +34,11 @@ def test_bad_specs(make, exc, match):
 
 
 @pytest.mark.parametrize("args, kwargs, exc, match", [
-    ((NET, X[0]), {}, ValueError, r"x1 must have shape \(n, d\) \(batch first\), got shape \(3,\)"),
-    ((NET, X[None]), {}, ValueError, r"x1 must have shape \(n, d\).*got shape \(1, 4, 3\)"),
-    ((NET, X, X[:, :2]), {}, ValueError, r"same number of features; x1 has 3, x2 has shape \(4, 2\)"),
+    ((NET, X[0]), {}, ValueError, r"x1 must have shape \(n, d\) or channels-last .*got shape \(3,\)"),
+    ((NET, X, X[None]), {}, ValueError,
+     r"same shape after the batch axis; x1 has shape \(n1, 3\), x2 has shape \(1, 4, 3\)"),
+    ((NET, X, X[:, :2]), {}, ValueError,
+     r"same shape after the batch axis; x1 has shape \(n1, 3\), x2 has shape \(4, 2\)"),
     ((NET, np.where(X > 1, np.nan, X)), {}, ValueError, r"x1 contains \d+ non-finite value"),
     ((NET, X, np.full((2, 3), np.inf)), {}, ValueError, r"x2 contains 6 non-finite value"),
     ((NET, X.astype(int)), {}, TypeError, r"x1 must be a floating-point array, got dtype int"),
