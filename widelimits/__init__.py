@@ -11,6 +11,7 @@ models of the reproduced papers (grokking, uv).
 
 from . import (
     compare as compare,
+    datasets as datasets,
     depth as depth,
     dynamics as dynamics,
     finite as finite,
@@ -21,5 +22,5 @@ from . import (
 )
 
 __version__ = "0.4.0"
-__all__ = ["compare", "depth", "dynamics", "finite", "kernels", "models", "nets", "signal",
+__all__ = ["compare", "datasets", "depth", "dynamics", "finite", "kernels", "models", "nets", "signal",
            "__version__"]
